@@ -1,0 +1,1 @@
+"""gmv_options_cache."""

@@ -1,0 +1,1 @@
+"""gmv_product_sync."""
