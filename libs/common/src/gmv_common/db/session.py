@@ -1,0 +1,72 @@
+"""Engines and sessions.
+
+The edge owns the transaction: a request dependency or a message handler opens ``session.begin()``;
+services and repositories only flush. ``expire_on_commit`` is off so results stay readable
+after commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from gmv_common.settings import Settings
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(
+    settings: Settings, *, database_url: str | None = None
+) -> AsyncEngine:
+    url = make_url(database_url or settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url, echo=settings.database_echo, connect_args={"timeout": 30}
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"charset": "utf8mb4", "connect_timeout": 5},
+        isolation_level="READ COMMITTED",
+    )
+
+
+def create_null_pool_engine(database_url: str) -> AsyncEngine:
+    """A pool-less engine for one-shot tools (migrations, repair commands)."""
+    return create_async_engine(make_url(database_url), poolclass=NullPool)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_mysql(session_or_engine: AsyncSession | AsyncEngine) -> bool:
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, AsyncSession)
+        else session_or_engine
+    )
+    return bind.dialect.name == "mysql"
