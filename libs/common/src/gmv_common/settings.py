@@ -1,8 +1,7 @@
 """Process settings, read from the environment and an optional ``.env`` file.
 
 One ``Settings`` class serves every process; a service reads only what it needs. Values are
-validated at
-start-up, and ``Settings.check_production()`` refuses unsafe defaults when ``ENVIRONMENT=production``.
+validated at start-up, and ``Settings.check_production()`` refuses unsafe defaults in production.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """TikTok entities: provider apps, OAuth states, bindings, and the synced graph.
 
 Every synced row is scoped by ``workspace_id`` and ``auth_id`` (the binding), keyed on
-TikTok's natural id,
-keeps ``first_seen_at`` / ``last_seen_at`` / ``deleted_at`` (tombstone), the raw upstream JSON, a
-``content_hash`` of the typed columns and raw payload (so an unchanged row is not rewritten), and typed
-columns for what the API and the SPA use. TikTok ids are strings.
+TikTok's natural id, and keeps ``first_seen_at`` / ``last_seen_at`` / ``deleted_at``
+(tombstone), the raw upstream JSON, a ``content_hash`` (so an unchanged row is not rewritten)
+and typed columns for what the API and the SPA use. TikTok ids are strings.
 """
 
 from __future__ import annotations
@@ -151,8 +150,8 @@ class Advertiser(SyncedRowMixin, Base):
     )
 
     advertiser_id: Mapped[str] = mapped_column(TikTokId)
-    # The business center the SPA files this advertiser under: owner_bc_id, else the single candidate
-    # learned from links (never simply the binding's first center).
+    # The center the SPA files this advertiser under: owner_bc_id, else the single
+    # candidate learned from links (never simply the binding's first center).
     bc_id: Mapped[str | None] = mapped_column(TikTokId)
     owner_bc_id: Mapped[str | None] = mapped_column(TikTokId)
     name: Mapped[str | None] = mapped_column(String(255))

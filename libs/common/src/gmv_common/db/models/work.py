@@ -98,7 +98,7 @@ class TaskCatalogEntry(Base):
 
 
 class Schedule(TimestampMixin, Base):
-    """A recurring sync of a binding (``ttb.sync.meta``) or a product pair (``ttb.sync.products``)."""
+    """A recurring sync of a binding (``ttb.sync.meta``) or a pair (``ttb.sync.products``)."""
 
     __tablename__ = "schedules"
     __table_args__ = (
