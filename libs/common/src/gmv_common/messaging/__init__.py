@@ -1,0 +1,1 @@
+"""Outbox, inbox and the consumer runner: how services talk through the bus reliably."""
