@@ -14,6 +14,7 @@ States: ``queued`` → ``running`` → ``succeeded`` | ``partial`` | ``failed``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -377,10 +378,8 @@ class Lease:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def check(self) -> None:
         if self.lost.is_set():
