@@ -54,6 +54,10 @@ class Consumer(abc.ABC):
     async def commit(self, message: Message) -> None:
         """Mark ``message`` and everything before it in its partition as processed."""
 
+    @abc.abstractmethod
+    def assigned(self) -> frozenset[tuple[str, int]]:
+        """The ``(topic, partition)`` pairs this member holds right now."""
+
 
 class Bus(abc.ABC):
     @abc.abstractmethod

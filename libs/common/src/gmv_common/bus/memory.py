@@ -127,6 +127,9 @@ class InMemoryConsumer(Consumer):
             self._started = False
             self.bus._leave(self)
 
+    def assigned(self) -> frozenset[tuple[str, int]]:
+        return frozenset(self.assignment)
+
     def _ready(self, max_records: int) -> list[Message]:
         batch: list[Message] = []
         for tp in sorted(self.assignment):
