@@ -93,7 +93,7 @@ async def load_binding_credentials(
             code="BINDING_NOT_FOUND",
             details={"auth_id": auth_id},
         )
-    binding, app = row.tuple()
+    binding, app = row
     access_token = keyring.decrypt(
         binding.access_token_cipher,
         associated_data=binding_token_context(binding.workspace_id, app.id),
@@ -185,15 +185,19 @@ def build_tiktok_client(
     *,
     limiter: RateLimiter,
     app: ProviderApp | None = None,
+    base_url: str | None = None,
     retry: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> TikTokClient:
-    """A TikTok client paced on ``limiter``; ``app.api_base_url`` overrides the base URL.
+    """A TikTok client paced on ``limiter``.
+
+    The base URL is ``base_url``, else ``app.api_base_url``, else the settings' one.
 
     Close it with ``aclose()`` or use it as an async context manager. Pass the app's tier
     to the limiter once with ``await limiter.set_qps(app.app_id, app.qps_limit)``.
     """
-    base_url = (app.api_base_url if app is not None else None) or None
+    if base_url is None and app is not None:
+        base_url = app.api_base_url or None
     return TikTokClient(
         limiter=limiter,
         settings=settings,
