@@ -233,3 +233,45 @@ def assert_matches_sandbox(graph: dict[str, Any], expected: dict[str, Any]) -> N
         if info.get("owner_bc_id"):
             expected_bc_links[(info["owner_bc_id"], advertiser_id)] = "owner"
     assert {k: r.relation for k, r in graph["bc_links"].items()} == expected_bc_links
+
+
+async def request_run(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    binding: SandboxBinding,
+    *,
+    topic_prefix: str,
+    trigger: str = "manual",
+) -> int:
+    from gmv_common.sync.runs import request_meta_sync
+
+    async with sessionmaker.begin() as session:
+        request = await request_meta_sync(
+            session,
+            workspace_id=binding.workspace_id,
+            auth_id=binding.auth_id,
+            trigger=trigger,
+            topic_prefix=topic_prefix,
+        )
+        return request.run.id
+
+
+async def sync_once(
+    worker: MetaSyncWorker,
+    binding: SandboxBinding,
+    *,
+    trigger: str = "manual",
+) -> Any:
+    """Request a meta sync, run it to the end on ``worker``, return the run row."""
+    from gmv_common.db.models import SyncRun
+
+    run_id = await request_run(
+        worker.sessionmaker,
+        binding,
+        topic_prefix=worker.config.topic_prefix,
+        trigger=trigger,
+    )
+    task = await worker.submit(run_id)
+    assert task is not None, "the run was not claimed"
+    await task
+    async with worker.sessionmaker() as session:
+        return await session.get(SyncRun, run_id)
