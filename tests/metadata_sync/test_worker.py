@@ -172,7 +172,8 @@ async def test_revoked_token_fails_the_run_and_flags_the_binding(
     assert (run.status, run.error_code) == ("failed", "TOKEN_INVALID")
     async with sqlite_runtime.sessionmaker() as session:
         stored = await session.get(Binding, binding.auth_id)
-    assert stored is not None and stored.status == "needs_reauth"
+    assert stored is not None
+    assert stored.status == "needs_reauth"
     changed = await _events(sqlite_runtime, "gmv.binding.changed.v1")
     assert [e["status"] for e in changed] == ["needs_reauth"]
     failed = await _events(sqlite_runtime, "gmv.sync.failed.v1")
@@ -192,7 +193,8 @@ async def test_successful_sync_returns_a_flagged_binding_to_active(
     assert run.status == "succeeded"
     async with sqlite_runtime.sessionmaker() as session:
         stored = await session.get(Binding, binding.auth_id)
-    assert stored is not None and stored.status == "active"
+    assert stored is not None
+    assert stored.status == "active"
     changed = await _events(sqlite_runtime, "gmv.binding.changed.v1")
     assert [e["status"] for e in changed] == ["active"]
 
@@ -206,7 +208,8 @@ async def test_orphan_advertiser_is_never_filed_under_the_first_center(
 
     graph = await _graph(sqlite_runtime, binding)
     row = graph["advertisers"][orphan.advertiser_id]
-    assert row.bc_id is None and row.owner_bc_id is None
+    assert row.bc_id is None
+    assert row.owner_bc_id is None
     assert not [k for k in graph["bc_links"] if k[1] == orphan.advertiser_id]
 
 
@@ -243,7 +246,8 @@ async def test_empty_upstream_strings_are_stored_as_null(
             select(Advertiser).where(Advertiser.advertiser_id == advertiser_id)
         )
         store = await session.scalar(select(Store).where(Store.store_id == store_id))
-    assert advertiser is not None and store is not None
+    assert advertiser is not None
+    assert store is not None
     assert (advertiser.company, advertiser.industry) == (None, None)
     assert store.store_code is None
 
