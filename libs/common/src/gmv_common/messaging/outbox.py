@@ -107,7 +107,11 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         claim_seconds: float = 30.0,
         retention: timedelta = timedelta(hours=24),
+        owner: str = PROCESS_ID,
     ) -> None:
+        # ``owner`` names the claimant; rows written by this process carry PROCESS_ID as a
+        # short writer claim, so only a relay owned by PROCESS_ID takes them before it expires.
+        self.owner = owner
         self._sessionmaker = sessionmaker
         self._bus = bus
         self._batch_size = batch_size
@@ -133,7 +137,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         _relays.add(self)
-        log.info("outbox.relay_started", owner=PROCESS_ID)
+        log.info("outbox.relay_started", owner=self.owner)
         sweeps = 0
         try:
             while not stop.is_set():
@@ -160,13 +164,13 @@ class OutboxRelay:
                 stopper.cancel()
         finally:
             _relays.discard(self)
-            log.info("outbox.relay_stopped", owner=PROCESS_ID)
+            log.info("outbox.relay_stopped", owner=self.owner)
 
     async def publish_pending(self) -> int:
         """Claim a batch (own rows, unclaimed or expired), publish it in id order, mark it."""
         now = utcnow()
         claimable = or_(
-            OutboxMessage.claimed_by == PROCESS_ID,
+            OutboxMessage.claimed_by == self.owner,
             OutboxMessage.claimed_until.is_(None),
             OutboxMessage.claimed_until < now,
         )
@@ -186,7 +190,7 @@ class OutboxRelay:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(candidate_ids), claimable)
-                .values(claimed_by=PROCESS_ID, claimed_until=now + self._claim)
+                .values(claimed_by=self.owner, claimed_until=now + self._claim)
                 .execution_options(synchronize_session=False)
             )
         async with self._sessionmaker() as session:
@@ -195,7 +199,7 @@ class OutboxRelay:
                     select(OutboxMessage)
                     .where(
                         OutboxMessage.id.in_(candidate_ids),
-                        OutboxMessage.claimed_by == PROCESS_ID,
+                        OutboxMessage.claimed_by == self.owner,
                         OutboxMessage.published_at.is_(None),
                     )
                     .order_by(OutboxMessage.id)
