@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -295,10 +295,7 @@ async def binding_status(session: AsyncSession, *, auth_id: int) -> str | None:
 # Repair
 
 
-async def advertisers_needing_repair(
-    session: AsyncSession, *, workspace_id: int | None, auth_id: int | None
-) -> list[Advertiser]:
-    """Live advertisers missing a name, a timezone or a business center (NULL or empty)."""
+def _needs_repair(workspace_id: int | None, auth_id: int | None) -> list[Any]:
     missing = or_(
         Advertiser.name.is_(None),
         Advertiser.name == "",
@@ -312,6 +309,27 @@ async def advertisers_needing_repair(
         filters.append(Advertiser.workspace_id == workspace_id)
     if auth_id is not None:
         filters.append(Advertiser.auth_id == auth_id)
+    return filters
+
+
+async def bindings_needing_repair(
+    session: AsyncSession, *, workspace_id: int | None, auth_id: int | None
+) -> list[tuple[int, int, int]]:
+    """(workspace_id, auth_id, advertisers to repair) per binding, in order."""
+    result = await session.execute(
+        select(Advertiser.workspace_id, Advertiser.auth_id, func.count())
+        .where(and_(*_needs_repair(workspace_id, auth_id)))
+        .group_by(Advertiser.workspace_id, Advertiser.auth_id)
+        .order_by(Advertiser.workspace_id, Advertiser.auth_id)
+    )
+    return [(int(w), int(a), int(n)) for w, a, n in result.all()]
+
+
+async def advertisers_needing_repair(
+    session: AsyncSession, *, workspace_id: int | None, auth_id: int | None
+) -> list[Advertiser]:
+    """Live advertisers missing a name, a timezone or a business center (NULL or empty)."""
+    filters = _needs_repair(workspace_id, auth_id)
     result = await session.scalars(
         select(Advertiser)
         .where(and_(*filters))
