@@ -1,0 +1,98 @@
+"""The API gateway: ``create_app(runtime)`` builds the FastAPI application.
+
+Importing this module has no side effects; ``create_app`` only wires things. The lifespan
+starts the gateway's background consumer of ``OptionsUpdated`` events (it wakes
+``?refresh=1`` waiters) and stops it on shutdown. It does not start the outbox relay, the bus
+or migrations: the CLI (``gmv serve api-gateway`` / ``gmv dev``) owns those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from gmv_common.logging import get_logger
+from gmv_common.runtime import Runtime
+from gmv_gateway.auth.endpoints import router as auth_router
+from gmv_gateway.errors import install_error_handlers
+from gmv_gateway.legacy.endpoints import router as legacy_router
+from gmv_gateway.middleware import RequestContextMiddleware
+from gmv_gateway.ops.endpoints import router as ops_router
+from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
+from gmv_gateway.tiktok import TikTokFactory, default_tiktok_factory
+from gmv_gateway.workspaces.endpoints import router as members_router
+
+log = get_logger(__name__)
+
+EXPOSED_HEADERS = ["ETag", "X-Request-ID", "Retry-After", "X-Sync-Run-Id"]
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    tiktok_factory: TikTokFactory | None = None,
+    consume_options_events: bool = True,
+) -> FastAPI:
+    """The gateway for ``runtime``; ``tiktok_factory`` swaps how TikTok clients are built."""
+    waiter = OptionsWaiter()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if consume_options_events:
+            consumer = build_options_consumer(runtime, waiter)
+            tasks.append(asyncio.create_task(consumer.run(stop)))
+        log.info("gateway.started")
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=5)
+            await app.state.tiktok.aclose()
+            log.info("gateway.stopped")
+
+    app = FastAPI(
+        title="GMV Backend API",
+        version=runtime.settings.app_version,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.runtime = runtime
+    app.state.options_waiter = waiter
+    app.state.tiktok = (tiktok_factory or default_tiktok_factory)(runtime)
+
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=runtime.settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list[Any]:
+    return [
+        ops_router,
+        auth_router,
+        members_router,
+        legacy_router,
+    ]
+
+
+__all__: list[str] = ["create_app"]

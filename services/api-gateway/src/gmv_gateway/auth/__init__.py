@@ -1,0 +1,1 @@
+"""Users, login sessions, CSRF, personal API tokens and login throttling."""

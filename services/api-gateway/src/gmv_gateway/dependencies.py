@@ -1,0 +1,156 @@
+"""Request dependencies: the database session, the caller, and their workspace role.
+
+The edge owns the transaction: ``get_session`` commits when the endpoint returned and rolls
+back when it raised, before the response is sent (``scope="function"``), so a 2xx always means
+the writes are durable. Services and repositories only flush.
+
+Tenancy: a workspace the caller is not a member of answers 404 ``NOT_FOUND`` whether it exists
+or not, so ids cannot be probed. A member lacking the role answers 403 ``FORBIDDEN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gmv_common.db.models import Membership
+from gmv_common.errors import AuthError, ForbiddenError, NotFoundError
+from gmv_common.logging import bind_context
+from gmv_common.runtime import Runtime
+from gmv_common.settings import Settings
+from gmv_gateway.audit import Actor
+from gmv_gateway.auth import service as auth_service
+from gmv_gateway.auth.service import Principal
+
+ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_runtime(request).sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def client_ip(request: Request) -> str | None:
+    # The socket peer only: forwarded headers are trusted by the ASGI server's proxy
+    # settings (uvicorn --forwarded-allow-ips), never blindly here.
+    return request.client.host if request.client else None
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    settings = get_settings(request)
+    ip = client_ip(request)
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("use 'Authorization: Bearer gmv_…'", code="TOKEN_INVALID")
+        principal = await auth_service.principal_from_token(
+            session, token.strip(), ip=ip
+        )
+    else:
+        cookie = request.cookies.get(settings.cookie_name)
+        if not cookie:
+            raise AuthError("log in or send an API token", code="UNAUTHENTICATED")
+        principal = await auth_service.principal_from_cookie(
+            session, settings, cookie, ip=ip
+        )
+        auth_service.check_csrf(
+            principal, request.method, request.headers.get(auth_service.CSRF_HEADER)
+        )
+    bind_context(user_id=principal.user.id)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceAccess:
+    """The caller inside one workspace, with their role there."""
+
+    principal: Principal
+    workspace_id: int
+    role: str
+
+    @property
+    def user_id(self) -> int:
+        return self.principal.user.id
+
+    @property
+    def actor(self) -> Actor:
+        return self.principal.actor
+
+
+async def _workspace_access(
+    workspace_id: int, principal: Principal, session: AsyncSession, minimum: str
+) -> WorkspaceAccess:
+    role = await session.scalar(
+        select(Membership.role).where(
+            Membership.workspace_id == workspace_id,
+            Membership.user_id == principal.user.id,
+        )
+    )
+    if role is None:
+        raise NotFoundError("workspace not found", details={"resource": "workspace"})
+    if ROLE_RANK.get(role, 0) < ROLE_RANK[minimum]:
+        raise ForbiddenError(
+            f"this needs the {minimum} role in the workspace",
+            details={"required_role": minimum, "role": role},
+        )
+    bind_context(workspace_id=workspace_id)
+    return WorkspaceAccess(principal=principal, workspace_id=workspace_id, role=role)
+
+
+async def require_member(
+    workspace_id: int, principal: PrincipalDep, session: SessionDep
+) -> WorkspaceAccess:
+    return await _workspace_access(workspace_id, principal, session, "member")
+
+
+async def require_admin(
+    workspace_id: int, principal: PrincipalDep, session: SessionDep
+) -> WorkspaceAccess:
+    return await _workspace_access(workspace_id, principal, session, "admin")
+
+
+async def require_owner(
+    workspace_id: int, principal: PrincipalDep, session: SessionDep
+) -> WorkspaceAccess:
+    return await _workspace_access(workspace_id, principal, session, "owner")
+
+
+async def require_platform_admin(principal: PrincipalDep) -> Principal:
+    if not principal.user.is_platform_admin:
+        raise ForbiddenError("this needs a platform administrator")
+    return principal
+
+
+MemberDep = Annotated[WorkspaceAccess, Depends(require_member)]
+AdminDep = Annotated[WorkspaceAccess, Depends(require_admin)]
+OwnerDep = Annotated[WorkspaceAccess, Depends(require_owner)]
+PlatformAdminDep = Annotated[Principal, Depends(require_platform_admin)]

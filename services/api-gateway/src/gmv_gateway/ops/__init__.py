@@ -1,0 +1,1 @@
+"""Health, readiness and Prometheus metrics of the gateway."""

@@ -1,0 +1,117 @@
+"""Create workspaces, add and remove members (also used by the CLI's bootstrap)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gmv_common.db.models import ROLES, Membership, User, Workspace
+from gmv_common.errors import ConflictError, NotFoundError, ValidationFailedError
+from gmv_common.logging import get_logger
+from gmv_gateway import audit
+from gmv_gateway.audit import Actor
+from gmv_gateway.auth import repository as auth_repository
+from gmv_gateway.auth.service import normalize_email
+from gmv_gateway.workspaces import repository
+
+log = get_logger(__name__)
+
+
+async def create_workspace(
+    session: AsyncSession,
+    *,
+    name: str,
+    owner_user_id: int | None = None,
+    company_code: str | None = None,
+) -> Workspace:
+    """A new workspace; with ``owner_user_id`` that user becomes its owner."""
+    workspace = Workspace(name=name, company_code=company_code)
+    session.add(workspace)
+    await session.flush()
+    if owner_user_id is not None:
+        await add_member(
+            session, workspace_id=workspace.id, user_id=owner_user_id, role="owner"
+        )
+    log.info("workspace.created", workspace_id=workspace.id)
+    return workspace
+
+
+async def add_member(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    user_id: int,
+    role: str,
+    actor: Actor | None = None,
+) -> Membership:
+    """Make the user a member with ``role``, or change the role of an existing member."""
+    if role not in ROLES:
+        raise ValidationFailedError(
+            f"role must be one of {', '.join(ROLES)}", code="ROLE_INVALID"
+        )
+    existing = await repository.membership(session, workspace_id, user_id)
+    if existing is not None:
+        if existing.role == "owner" and role != "owner":
+            await _keep_an_owner(session, workspace_id)
+        existing.role = role
+        row = existing
+    else:
+        row = Membership(workspace_id=workspace_id, user_id=user_id, role=role)
+        session.add(row)
+    await session.flush()
+    audit.record(
+        session,
+        action="workspace.member_set",
+        actor=actor or Actor(user_id=None),
+        workspace_id=workspace_id,
+        target_type="user",
+        target_id=user_id,
+        details={"role": role},
+    )
+    return row
+
+
+async def add_member_by_email(
+    session: AsyncSession, *, workspace_id: int, email: str, role: str, actor: Actor
+) -> tuple[Membership, User]:
+    user = await auth_repository.user_by_email(session, normalize_email(email))
+    if user is None:
+        raise NotFoundError(
+            "no user with this e-mail", code="USER_NOT_FOUND", details={"email": email}
+        )
+    row = await add_member(
+        session, workspace_id=workspace_id, user_id=user.id, role=role, actor=actor
+    )
+    return row, user
+
+
+async def remove_member(
+    session: AsyncSession, *, workspace_id: int, user_id: int, actor: Actor
+) -> None:
+    existing = await repository.membership(session, workspace_id, user_id)
+    if existing is None:
+        raise NotFoundError("member not found", details={"resource": "member"})
+    if existing.role == "owner":
+        await _keep_an_owner(session, workspace_id)
+    await session.delete(existing)
+    audit.record(
+        session,
+        action="workspace.member_removed",
+        actor=actor,
+        workspace_id=workspace_id,
+        target_type="user",
+        target_id=user_id,
+    )
+    await session.flush()
+
+
+async def list_members(
+    session: AsyncSession, workspace_id: int
+) -> list[tuple[Membership, User]]:
+    return await repository.members(session, workspace_id)
+
+
+async def _keep_an_owner(session: AsyncSession, workspace_id: int) -> None:
+    if await repository.owner_count(session, workspace_id) <= 1:
+        raise ConflictError(
+            "a workspace keeps at least one owner", code="LAST_OWNER_REQUIRED"
+        )
