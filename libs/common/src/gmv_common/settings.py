@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     tiktok_default_qps: float = 10.0
     tiktok_http_timeout_seconds: float = 15.0
     tiktok_max_attempts: int = 6
+    tiktok_retry_initial_seconds: float = 0.5
+    tiktok_retry_max_seconds: float = 10.0
     tiktok_oauth_redirect_uri: str = (
         "http://127.0.0.1:8000/api/oauth/tiktok-business/callback"
     )
@@ -95,6 +97,8 @@ class Settings(BaseSettings):
     meta_sync_interval_seconds: int = 1800
     product_sync_cooldown_seconds: int = 900
     product_auto_sync_min_interval_seconds: int = 900
+    product_sync_max_concurrent_runs: int = 4
+    product_sync_redispatch_seconds: float = 30.0
     scheduler_tick_seconds: float = 15.0
     options_refresh_wait_seconds: float = 3.0
     idempotency_window_seconds: int = 86400

@@ -1,0 +1,500 @@
+"""The app-wide TikTok request budget: a slot-reservation pacer shared by every process.
+
+TikTok counts requests per developer app over a one-second window and answers ``40100``
+when the app goes over. Every caller of one app therefore reserves its send time on one
+shared pacer (a database row, see ``gmv_common.db.models.rate_limits``): it moves the
+row's ``next_slot_at`` one interval forward in a short transaction of its own and sleeps
+until the slot it got. Slots are spaced ``1 / (qps * utilisation * rate_factor)`` apart:
+with ``utilisation`` below 1, ``floor(qps) + 1`` consecutive sends span more than one
+second even when some of them leave a little late, so no one-second window upstream ever
+holds more than ``qps`` requests, while a backlog still uses ``utilisation`` of the budget.
+
+Priority: a bulk call may only take a slot at most ``bulk_horizon_seconds`` ahead; if the
+pacer is booked further, it waits (one poller per process and app) and tries again. An
+interactive call takes the next slot however far it is, so it overtakes any bulk backlog
+and waits at most about one horizon behind it.
+
+Back-off: after a ``40100`` the client calls ``report_throttled``; the shared
+``rate_factor`` halves (at most once per second, never below ``min_rate_factor``) and the
+pacer pauses for a second. It then grows back additively (``recovery_per_second``).
+
+A caller that wakes more than half the window's slack after its slot (a stalled event
+loop) gives the slot up and reserves another, since sending late would bunch it with the
+next sends. Time is the callers' wall clock; across hosts it relies on NTP-synchronised
+clocks (a skew of a few milliseconds eats into that slack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gmv_common.db.models.rate_limits import TikTokRateLimit
+from gmv_common.tiktok.errors import LimiterTimeoutError
+from gmv_common.tiktok.metrics import (
+    LIMITER_MISSED_SLOTS,
+    LIMITER_RATE_FACTOR,
+    LIMITER_WAIT,
+)
+from gmv_common.tiktok.models import Priority
+
+log = structlog.get_logger(__name__)
+
+# A compare-and-set loses only to another reservation that committed in between; under
+# a row lock (MySQL) it never loses, on SQLite rarely more than a few times in a row.
+MAX_CAS_ATTEMPTS = 100
+CONFLICT_PAUSE_SECONDS = 0.01
+LOCK_CONFLICT_MARKERS = ("database is locked", "Deadlock found", "Lock wait timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class PacerConfig:
+    """How the pacer spends an app's budget. The defaults suit TikTok's 1-second window."""
+
+    utilisation: float = 0.95
+    bulk_horizon_seconds: float = 0.4
+    interactive_max_wait_seconds: float = 30.0
+    bulk_max_wait_seconds: float = math.inf
+    start_lead_seconds: float = 0.005
+    throttle_decrease: float = 0.5
+    min_rate_factor: float = 0.1
+    recovery_per_second: float = 0.05
+    throttle_pause_seconds: float = 1.0
+    decrease_cooldown_seconds: float = 1.0
+    poll_jitter_seconds: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class PacerState:
+    """The shared state of one app's pacer (one ``tiktok_rate_limits`` row)."""
+
+    qps: float
+    rate_factor: float = 1.0
+    rate_factor_at: float = 0.0
+    next_slot_at: float = 0.0
+    throttled_at: float | None = None
+    throttle_count: int = 0
+
+    def effective_qps(self, now: float, config: PacerConfig) -> float:
+        return self.qps * config.utilisation * current_rate_factor(self, now, config)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The outcome of one reservation attempt.
+
+    ``slot_at`` is the granted send time, or None when the pacer is booked beyond the
+    caller's horizon (try again at ``retry_at``) or beyond its deadline (``timed_out``).
+    """
+
+    slot_at: float | None
+    retry_at: float
+    late_tolerance: float
+    state: PacerState
+    timed_out: bool = False
+
+
+def current_rate_factor(state: PacerState, now: float, config: PacerConfig) -> float:
+    elapsed = max(0.0, now - state.rate_factor_at)
+    return min(1.0, state.rate_factor + config.recovery_per_second * elapsed)
+
+
+def slot_interval(qps: float, rate_factor: float, config: PacerConfig) -> float:
+    return 1.0 / (qps * config.utilisation * rate_factor)
+
+
+def late_tolerance(qps: float, interval: float) -> float:
+    """How late a send may leave and still keep every 1-second window within ``qps``."""
+    sends_per_window = max(1, math.floor(qps))
+    slack = sends_per_window * interval - 1.0
+    return max(0.0, slack / 2)
+
+
+def plan_reservation(
+    state: PacerState,
+    now: float,
+    priority: Priority,
+    deadline: float,
+    config: PacerConfig,
+) -> Reservation:
+    """Grant the next slot, or say when to try again; never mutates ``state``."""
+    factor = current_rate_factor(state, now, config)
+    interval = slot_interval(state.qps, factor, config)
+    tolerance = late_tolerance(state.qps, interval)
+    slot = max(state.next_slot_at, now + config.start_lead_seconds)
+
+    if slot > deadline:
+        return Reservation(None, slot, tolerance, state, timed_out=True)
+    if priority is Priority.BULK and slot > now + config.bulk_horizon_seconds:
+        retry_at = slot - config.bulk_horizon_seconds
+        return Reservation(None, retry_at, tolerance, state)
+
+    granted = replace(
+        state, rate_factor=factor, rate_factor_at=now, next_slot_at=slot + interval
+    )
+    return Reservation(slot, slot, tolerance, granted)
+
+
+def plan_throttle(state: PacerState, now: float, config: PacerConfig) -> PacerState:
+    """Slow the pacer down after a ``40100``: halve the rate and pause for a second."""
+    factor = current_rate_factor(state, now, config)
+    throttled_at = state.throttled_at
+    just_decreased = (
+        throttled_at is not None
+        and now - throttled_at < config.decrease_cooldown_seconds
+    )
+    if not just_decreased:
+        factor = max(config.min_rate_factor, factor * config.throttle_decrease)
+        throttled_at = now
+    return replace(
+        state,
+        rate_factor=factor,
+        rate_factor_at=now,
+        throttled_at=throttled_at,
+        throttle_count=state.throttle_count + 1,
+        next_slot_at=max(state.next_slot_at, now + config.throttle_pause_seconds),
+    )
+
+
+@contextlib.contextmanager
+def _lock_conflicts_retried() -> Iterator[None]:
+    """Swallow a lost lock race so the caller's loop tries the transaction again.
+
+    SQLite in WAL mode refuses a write lock at once, without waiting, when another
+    connection wrote since this one started reading; MySQL reports deadlocks the same way.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        if not any(marker in str(exc.orig) for marker in LOCK_CONFLICT_MARKERS):
+            raise
+        log.debug("tiktok.limiter.lock_conflict", error=type(exc.orig).__name__)
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class RateLimiter(ABC):
+    """One request budget per TikTok app id; ``acquire`` before every TikTok request."""
+
+    def __init__(self, *, default_qps: float, config: PacerConfig | None) -> None:
+        if default_qps <= 0:
+            raise ValueError("default_qps must be positive")
+        self.default_qps = default_qps
+        self.config = config or PacerConfig()
+        self._bulk_gates: dict[str, asyncio.Lock] = {}
+
+    async def acquire(
+        self, app_id: str, priority: Priority, *, max_wait: float | None = None
+    ) -> float:
+        """Wait for a send slot of ``app_id``'s budget; return the seconds waited.
+
+        ``max_wait`` defaults to the config's limit for the priority (30 s interactive,
+        unbounded bulk); past it, ``LimiterTimeoutError`` is raised without using a slot.
+        """
+        started = time.time()
+        deadline = started + (
+            max_wait if max_wait is not None else self._default_max_wait(priority)
+        )
+        while True:
+            async with self._gate(app_id, priority):
+                slot_at, tolerance = await self._reserve_until_granted(
+                    app_id, priority, deadline
+                )
+            await _sleep_until(slot_at)
+            lateness = time.time() - slot_at
+            if lateness <= tolerance:
+                break
+            LIMITER_MISSED_SLOTS.inc()
+            log.warning(
+                "tiktok.limiter.slot_missed",
+                app_id=app_id,
+                priority=priority.value,
+                lateness_ms=round(lateness * 1000, 1),
+            )
+
+        waited = time.time() - started
+        LIMITER_WAIT.labels(priority=priority.value).observe(waited)
+        return waited
+
+    async def report_throttled(self, app_id: str) -> None:
+        """Record a ``40100`` for ``app_id``: every process slows down."""
+        state = await self._apply_throttle(app_id)
+        LIMITER_RATE_FACTOR.labels(app_id=app_id).set(state.rate_factor)
+        log.warning(
+            "tiktok.limiter.throttled",
+            app_id=app_id,
+            rate_factor=round(state.rate_factor, 3),
+            throttle_count=state.throttle_count,
+        )
+
+    @abstractmethod
+    async def set_qps(self, app_id: str, qps: float) -> None:
+        """Configure ``app_id``'s limit (its TikTok tier: 10, 20, 30 or 50 QPS)."""
+
+    @abstractmethod
+    async def snapshot(self, app_id: str) -> PacerState | None:
+        """The current shared state of ``app_id``'s pacer, if it was ever used."""
+
+    @abstractmethod
+    async def _reserve(
+        self, app_id: str, priority: Priority, deadline: float
+    ) -> Reservation: ...
+
+    @abstractmethod
+    async def _apply_throttle(self, app_id: str) -> PacerState: ...
+
+    async def _reserve_until_granted(
+        self, app_id: str, priority: Priority, deadline: float
+    ) -> tuple[float, float]:
+        while True:
+            reservation = await self._reserve(app_id, priority, deadline)
+            if reservation.slot_at is not None:
+                LIMITER_RATE_FACTOR.labels(app_id=app_id).set(
+                    reservation.state.rate_factor
+                )
+                return reservation.slot_at, reservation.late_tolerance
+            if reservation.timed_out or reservation.retry_at > deadline:
+                raise LimiterTimeoutError(
+                    f"TikTok app {app_id} has no free request slot within the wait "
+                    "limit; try again shortly.",
+                    retry_after=math.ceil(max(1.0, reservation.retry_at - time.time())),
+                    details={"app_id": app_id, "priority": priority.value},
+                )
+            jitter = random.uniform(0, self.config.poll_jitter_seconds)
+            await _sleep_until(reservation.retry_at + jitter)
+
+    def _default_max_wait(self, priority: Priority) -> float:
+        if priority is Priority.INTERACTIVE:
+            return self.config.interactive_max_wait_seconds
+        return self.config.bulk_max_wait_seconds
+
+    @contextlib.asynccontextmanager
+    async def _gate(self, app_id: str, priority: Priority) -> AsyncIterator[None]:
+        # Bulk callers of one process queue here so that only one of them polls the
+        # shared pacer at a time; interactive callers go straight to it.
+        if priority is Priority.INTERACTIVE:
+            yield
+            return
+        gate = self._bulk_gates.setdefault(app_id, asyncio.Lock())
+        async with gate:
+            yield
+
+
+class DatabaseRateLimiter(RateLimiter):
+    """The production limiter: the pacer row lives in the shared database.
+
+    Each reservation is one short transaction on its own session (never the caller's):
+    ``SELECT ... FOR UPDATE`` on MySQL/MariaDB, then an ``UPDATE`` guarded by the row's
+    ``version``, which also makes it a correct compare-and-set on SQLite (no row locks).
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        default_qps: float = 10.0,
+        config: PacerConfig | None = None,
+    ) -> None:
+        super().__init__(default_qps=default_qps, config=config)
+        self._sessions = sessions
+        self._known_apps: set[str] = set()
+
+    async def set_qps(self, app_id: str, qps: float) -> None:
+        if qps <= 0:
+            raise ValueError("qps must be positive")
+        await self._ensure_row(app_id, qps=qps)
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(TikTokRateLimit)
+                .where(TikTokRateLimit.app_id == app_id)
+                .values(qps=qps, version=TikTokRateLimit.version + 1)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def snapshot(self, app_id: str) -> PacerState | None:
+        async with self._sessions() as session, session.begin():
+            loaded = await self._load(session, app_id, lock=False)
+        return loaded[0] if loaded else None
+
+    async def _reserve(
+        self, app_id: str, priority: Priority, deadline: float
+    ) -> Reservation:
+        await self._ensure_row(app_id, qps=self.default_qps)
+        for _ in range(MAX_CAS_ATTEMPTS):
+            with _lock_conflicts_retried():
+                async with self._sessions() as session, session.begin():
+                    state, version = await self._load_existing(session, app_id)
+                    reservation = plan_reservation(
+                        state, time.time(), priority, deadline, self.config
+                    )
+                    if reservation.slot_at is None:
+                        return reservation
+                    if await self._store(session, app_id, version, reservation.state):
+                        return reservation
+            await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))
+        raise RuntimeError(f"rate limiter row {app_id} kept changing under us")
+
+    async def _apply_throttle(self, app_id: str) -> PacerState:
+        await self._ensure_row(app_id, qps=self.default_qps)
+        for _ in range(MAX_CAS_ATTEMPTS):
+            with _lock_conflicts_retried():
+                async with self._sessions() as session, session.begin():
+                    state, version = await self._load_existing(session, app_id)
+                    throttled = plan_throttle(state, time.time(), self.config)
+                    if await self._store(session, app_id, version, throttled):
+                        return throttled
+            await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))
+        raise RuntimeError(f"rate limiter row {app_id} kept changing under us")
+
+    async def _ensure_row(self, app_id: str, *, qps: float) -> None:
+        if app_id in self._known_apps:
+            return
+        for _ in range(MAX_CAS_ATTEMPTS):
+            if await self.snapshot(app_id) is not None:
+                self._known_apps.add(app_id)
+                return
+            with _lock_conflicts_retried(), contextlib.suppress(IntegrityError):
+                # An IntegrityError means another process created it first: fine.
+                async with self._sessions() as session, session.begin():
+                    await session.execute(
+                        insert(TikTokRateLimit).values(
+                            app_id=app_id,
+                            qps=qps,
+                            rate_factor=1.0,
+                            rate_factor_at=0.0,
+                            next_slot_at=0.0,
+                            throttle_count=0,
+                            version=0,
+                        )
+                    )
+            await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))
+        raise RuntimeError(f"rate limiter row {app_id} could not be created")
+
+    async def _load_existing(
+        self, session: AsyncSession, app_id: str
+    ) -> tuple[PacerState, int]:
+        loaded = await self._load(session, app_id, lock=True)
+        if loaded is None:
+            self._known_apps.discard(app_id)
+            raise LookupError(f"rate limiter row {app_id} disappeared")
+        return loaded
+
+    @staticmethod
+    async def _load(
+        session: AsyncSession, app_id: str, *, lock: bool
+    ) -> tuple[PacerState, int] | None:
+        statement = select(
+            TikTokRateLimit.qps,
+            TikTokRateLimit.rate_factor,
+            TikTokRateLimit.rate_factor_at,
+            TikTokRateLimit.next_slot_at,
+            TikTokRateLimit.throttled_at,
+            TikTokRateLimit.throttle_count,
+            TikTokRateLimit.version,
+        ).where(TikTokRateLimit.app_id == app_id)
+        if lock:
+            statement = statement.with_for_update()
+        row = (await session.execute(statement)).one_or_none()
+        if row is None:
+            return None
+        state = PacerState(
+            qps=row.qps,
+            rate_factor=row.rate_factor,
+            rate_factor_at=row.rate_factor_at,
+            next_slot_at=row.next_slot_at,
+            throttled_at=row.throttled_at,
+            throttle_count=row.throttle_count,
+        )
+        return state, row.version
+
+    @staticmethod
+    async def _store(
+        session: AsyncSession, app_id: str, version: int, state: PacerState
+    ) -> bool:
+        result = await session.execute(
+            update(TikTokRateLimit)
+            .where(TikTokRateLimit.app_id == app_id, TikTokRateLimit.version == version)
+            .values(
+                rate_factor=state.rate_factor,
+                rate_factor_at=state.rate_factor_at,
+                next_slot_at=state.next_slot_at,
+                throttled_at=state.throttled_at,
+                throttle_count=state.throttle_count,
+                version=version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+class InMemoryRateLimiter(RateLimiter):
+    """The same pacer kept in this process only: for unit tests of code that calls TikTok.
+
+    Services use ``DatabaseRateLimiter``; this one cannot share a budget across processes.
+    """
+
+    def __init__(
+        self, *, default_qps: float = 10.0, config: PacerConfig | None = None
+    ) -> None:
+        super().__init__(default_qps=default_qps, config=config)
+        self._states: dict[str, PacerState] = {}
+        self._lock = asyncio.Lock()
+
+    async def set_qps(self, app_id: str, qps: float) -> None:
+        if qps <= 0:
+            raise ValueError("qps must be positive")
+        async with self._lock:
+            self._states[app_id] = replace(self._state(app_id), qps=qps)
+
+    async def snapshot(self, app_id: str) -> PacerState | None:
+        return self._states.get(app_id)
+
+    async def _reserve(
+        self, app_id: str, priority: Priority, deadline: float
+    ) -> Reservation:
+        async with self._lock:
+            reservation = plan_reservation(
+                self._state(app_id), time.time(), priority, deadline, self.config
+            )
+            if reservation.slot_at is not None:
+                self._states[app_id] = reservation.state
+            return reservation
+
+    async def _apply_throttle(self, app_id: str) -> PacerState:
+        async with self._lock:
+            throttled = plan_throttle(self._state(app_id), time.time(), self.config)
+            self._states[app_id] = throttled
+            return throttled
+
+    def _state(self, app_id: str) -> PacerState:
+        return self._states.get(app_id) or PacerState(qps=self.default_qps)
+
+
+__all__ = [
+    "DatabaseRateLimiter",
+    "InMemoryRateLimiter",
+    "PacerConfig",
+    "PacerState",
+    "RateLimiter",
+    "Reservation",
+    "current_rate_factor",
+    "late_tolerance",
+    "plan_reservation",
+    "plan_throttle",
+    "slot_interval",
+]
