@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from sandbox_support import all_pages, tiktok_get, walk_sync
@@ -182,7 +185,7 @@ async def test_products_sort(
     state: SandboxState,
     sort_field: str,
     sort_type: str,
-    key: object,
+    key: Callable[[dict[str, Any]], float],
 ) -> None:
     store_id, bc_id = _largest_store(state)
 
@@ -197,7 +200,7 @@ async def test_products_sort(
         page_size=9,
     )
 
-    assert items == sorted(items, key=key)  # type: ignore[arg-type]
+    assert items == sorted(items, key=key)
 
 
 async def test_store_list_pages_when_asked(

@@ -79,7 +79,11 @@ class _DropConnection(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cycle = getattr(scope.get(RAW_SEND_KEY), "__self__", None)
         transport = getattr(cycle, "transport", None)
-        if transport is not None and hasattr(cycle, "disconnected"):
+        if (
+            cycle is not None
+            and transport is not None
+            and hasattr(cycle, "disconnected")
+        ):
             cycle.disconnected = True
             transport.close()
             return

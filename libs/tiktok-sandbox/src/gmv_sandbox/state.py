@@ -8,14 +8,13 @@ the world while a server thread answers requests.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 import orjson
 
@@ -57,20 +56,6 @@ from gmv_sandbox.world import (
 )
 
 DEFAULT_PRODUCT_PAGE_SIZE_MAX = 100
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _locked(
-    method: Callable[Concatenate[SandboxState, _P], _R],
-) -> Callable[Concatenate[SandboxState, _P], _R]:
-    @functools.wraps(method)
-    def wrapper(self: SandboxState, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self.lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +200,6 @@ class SandboxState:
 
     # -- apps and authorizations -----------------------------------------------------
 
-    @_locked
     def create_app(
         self,
         *,
@@ -225,14 +209,16 @@ class SandboxState:
         qps: int = 10,
     ) -> DeveloperApp:
         """Register a developer app (``qps`` 0: no app-wide limit)."""
-        return self.auths.create_app(app_id=app_id, secret=secret, name=name, qps=qps)
+        with self.lock:
+            return self.auths.create_app(
+                app_id=app_id, secret=secret, name=name, qps=qps
+            )
 
-    @_locked
     def set_app_qps(self, app_id: str, qps: int) -> DeveloperApp:
         """Change an app's QPS limit."""
-        return self.auths.set_qps(app_id, qps)
+        with self.lock:
+            return self.auths.set_qps(app_id, qps)
 
-    @_locked
     def mint_auth_code(
         self,
         app_id: str,
@@ -241,11 +227,11 @@ class SandboxState:
         ttl_seconds: float = 3600.0,
     ) -> AuthCode:
         """A single-use auth code for ``advertiser_ids`` (``None``: all, also later)."""
-        granted = None if advertiser_ids is None else list(advertiser_ids)
-        self._require_advertisers(granted)
-        return self.auths.mint_auth_code(app_id, granted, ttl_seconds=ttl_seconds)
+        with self.lock:
+            granted = None if advertiser_ids is None else list(advertiser_ids)
+            self._require_advertisers(granted)
+            return self.auths.mint_auth_code(app_id, granted, ttl_seconds=ttl_seconds)
 
-    @_locked
     def issue_token(
         self,
         app_id: str,
@@ -254,19 +240,20 @@ class SandboxState:
         access_token: str | None = None,
     ) -> AccessToken:
         """An access token without the auth-code round trip."""
-        granted = None if advertiser_ids is None else list(advertiser_ids)
-        self._require_advertisers(granted)
-        return self.auths.issue_token(app_id, granted, access_token=access_token)
+        with self.lock:
+            granted = None if advertiser_ids is None else list(advertiser_ids)
+            self._require_advertisers(granted)
+            return self.auths.issue_token(app_id, granted, access_token=access_token)
 
-    @_locked
     def revoke_token(self, access_token: str) -> AccessToken:
         """Revoke a token; its next call gets 40105."""
-        return self.auths.revoke(access_token)
+        with self.lock:
+            return self.auths.revoke(access_token)
 
-    @_locked
     def revoke_advertiser(self, access_token: str, advertiser_id: str) -> AccessToken:
         """Withdraw one advertiser's authorization from a token."""
-        return self.auths.revoke_advertiser(access_token, advertiser_id)
+        with self.lock:
+            return self.auths.revoke_advertiser(access_token, advertiser_id)
 
     def _require_advertisers(self, advertiser_ids: list[str] | None) -> None:
         missing = [
@@ -279,22 +266,21 @@ class SandboxState:
 
     # -- world mutations ---------------------------------------------------------------
 
-    @_locked
     def add_business_center(self, **fields: Any) -> BusinessCenter:
         """Create a business center (any ``bc/get`` field may be given)."""
-        return self.world.add_business_center(**fields)
+        with self.lock:
+            return self.world.add_business_center(**fields)
 
-    @_locked
     def update_business_center(self, bc_id: str, **changes: Any) -> BusinessCenter:
         """Rename or otherwise change a business center."""
-        return self.world.update_business_center(bc_id, **changes)
+        with self.lock:
+            return self.world.update_business_center(bc_id, **changes)
 
-    @_locked
     def remove_business_center(self, bc_id: str) -> None:
         """Delete a business center that no store is authorized through."""
-        self.world.remove_business_center(bc_id)
+        with self.lock:
+            self.world.remove_business_center(bc_id)
 
-    @_locked
     def add_advertiser(
         self,
         *,
@@ -305,25 +291,25 @@ class SandboxState:
         **fields: Any,
     ) -> Advertiser:
         """Create an advertiser, optionally with new stores."""
-        return self.world.add_advertiser(
-            owner_bc_id=owner_bc_id,
-            partner_bc_ids=list(partner_bc_ids),
-            stores=stores,
-            products_per_store=products_per_store,
-            **fields,
-        )
+        with self.lock:
+            return self.world.add_advertiser(
+                owner_bc_id=owner_bc_id,
+                partner_bc_ids=list(partner_bc_ids),
+                stores=stores,
+                products_per_store=products_per_store,
+                **fields,
+            )
 
-    @_locked
     def update_advertiser(self, advertiser_id: str, **changes: Any) -> Advertiser:
         """Rename an advertiser or change its status, currency, timezone, ..."""
-        return self.world.update_advertiser(advertiser_id, **changes)
+        with self.lock:
+            return self.world.update_advertiser(advertiser_id, **changes)
 
-    @_locked
     def remove_advertiser(self, advertiser_id: str) -> None:
         """Delete an advertiser (and the stores only it used)."""
-        self.world.remove_advertiser(advertiser_id)
+        with self.lock:
+            self.world.remove_advertiser(advertiser_id)
 
-    @_locked
     def move_advertiser(
         self,
         advertiser_id: str,
@@ -332,18 +318,18 @@ class SandboxState:
         keep_old_as_partner: bool = False,
     ) -> Advertiser:
         """Change an advertiser's owner business center (``None``: orphan it)."""
-        return self.world.move_advertiser(
-            advertiser_id, to_bc_id, keep_old_as_partner=keep_old_as_partner
-        )
+        with self.lock:
+            return self.world.move_advertiser(
+                advertiser_id, to_bc_id, keep_old_as_partner=keep_old_as_partner
+            )
 
-    @_locked
     def set_partner_business_centers(
         self, advertiser_id: str, bc_ids: Iterable[str]
     ) -> Advertiser:
         """Replace the partner business centers of an advertiser."""
-        return self.world.set_partner_business_centers(advertiser_id, bc_ids)
+        with self.lock:
+            return self.world.set_partner_business_centers(advertiser_id, bc_ids)
 
-    @_locked
     def add_store(
         self,
         advertiser_id: str,
@@ -353,51 +339,51 @@ class SandboxState:
         **fields: Any,
     ) -> Store:
         """Create a store for an advertiser with ``products`` generated products."""
-        return self.world.add_store(
-            advertiser_id,
-            store_authorized_bc_id=store_authorized_bc_id,
-            products=products,
-            **fields,
-        )
+        with self.lock:
+            return self.world.add_store(
+                advertiser_id,
+                store_authorized_bc_id=store_authorized_bc_id,
+                products=products,
+                **fields,
+            )
 
-    @_locked
     def update_store(self, store_id: str, **changes: Any) -> Store:
         """Rename a store, change its status, GMV Max availability, BC, ..."""
-        return self.world.update_store(store_id, **changes)
+        with self.lock:
+            return self.world.update_store(store_id, **changes)
 
-    @_locked
     def remove_store(self, store_id: str) -> None:
         """Delete a store."""
-        self.world.remove_store(store_id)
+        with self.lock:
+            self.world.remove_store(store_id)
 
-    @_locked
     def link_store(self, store_id: str, advertiser_id: str) -> Store:
         """Let another advertiser use a store."""
-        return self.world.link_store(store_id, advertiser_id)
+        with self.lock:
+            return self.world.link_store(store_id, advertiser_id)
 
-    @_locked
     def unlink_store(self, store_id: str, advertiser_id: str) -> Store:
         """Take a store away from one advertiser."""
-        return self.world.unlink_store(store_id, advertiser_id)
+        with self.lock:
+            return self.world.unlink_store(store_id, advertiser_id)
 
-    @_locked
     def add_product(self, store_id: str, **fields: Any) -> Product:
         """Add a product to a store (unspecified fields are generated)."""
-        return self.world.add_product(store_id, **fields)
+        with self.lock:
+            return self.world.add_product(store_id, **fields)
 
-    @_locked
     def update_product(
         self, store_id: str, item_group_id: str, **changes: Any
     ) -> Product:
         """Change a product's title, prices, status, stock, occupancy, ..."""
-        return self.world.update_product(store_id, item_group_id, **changes)
+        with self.lock:
+            return self.world.update_product(store_id, item_group_id, **changes)
 
-    @_locked
     def remove_product(self, store_id: str, item_group_id: str) -> None:
         """Delete a product."""
-        self.world.remove_product(store_id, item_group_id)
+        with self.lock:
+            self.world.remove_product(store_id, item_group_id)
 
-    @_locked
     def set_eligibility(
         self,
         store_id: str,
@@ -408,57 +394,57 @@ class SandboxState:
         advertiser_id: str | None = None,
     ) -> Product:
         """Force a product (in)eligible for GMV_MAX or CUSTOM_SHOP_ADS."""
-        return self.world.set_eligibility(
-            store_id,
-            item_group_id,
-            ad_creation_eligible=ad_creation_eligible,
-            eligible=eligible,
-            advertiser_id=advertiser_id,
-        )
+        with self.lock:
+            return self.world.set_eligibility(
+                store_id,
+                item_group_id,
+                ad_creation_eligible=ad_creation_eligible,
+                eligible=eligible,
+                advertiser_id=advertiser_id,
+            )
 
-    @_locked
     def world_stats(self) -> dict[str, int]:
         """Object counts of the world."""
-        return self.world.stats()
+        with self.lock:
+            return self.world.stats()
 
     # -- faults and counters -----------------------------------------------------------
 
-    @_locked
     def set_faults(
         self, rules: Iterable[FaultRule], *, seed: int | None = None
     ) -> None:
         """Replace the fault rules (and restart their RNG when ``seed`` is given)."""
-        self.faults.set_rules(list(rules), seed=seed)
+        with self.lock:
+            self.faults.set_rules(list(rules), seed=seed)
 
-    @_locked
     def add_fault(self, rule: FaultRule) -> None:
         """Append one fault rule."""
-        self.faults.add_rule(rule)
+        with self.lock:
+            self.faults.add_rule(rule)
 
-    @_locked
     def clear_faults(self) -> None:
         """Remove every fault rule."""
-        self.faults.clear()
+        with self.lock:
+            self.faults.clear()
 
-    @_locked
     def fault_rules(self) -> list[dict[str, Any]]:
         """The active fault rules."""
-        return [rule.as_dict() for rule in self.faults.rules]
+        with self.lock:
+            return [rule.as_dict() for rule in self.faults.rules]
 
-    @_locked
     def counters(self) -> dict[str, Any]:
-        """Calls per endpoint and code, faults, per-app calls/throttles/max QPS,
-        calls per token."""
-        return self.traffic.snapshot()
+        """Calls and outcomes per endpoint, faults, per-app calls, throttles and
+        max QPS, and calls per token (see ``Traffic.snapshot``)."""
+        with self.lock:
+            return self.traffic.snapshot()
 
-    @_locked
     def reset_counters(self) -> None:
         """Zero every counter and QPS window."""
-        self.traffic.reset()
+        with self.lock:
+            self.traffic.reset()
 
     # -- expected data ----------------------------------------------------------------
 
-    @_locked
     def snapshot(
         self,
         *,
@@ -476,47 +462,60 @@ class SandboxState:
         entry per advertiser/store pair holding every ``store/product/get`` item for
         ``ad_creation_eligible``.
         """
-        tokens = self._tokens_for(access_token, app_id)
-        advertisers = self._advertisers_for(tokens)
-        world = self.world
-        result: dict[str, Any] = {
-            "revision": world.revision,
-            "business_centers": [
-                bc_item(c) for c in self._business_centers_for(tokens)
-            ],
-            "advertisers": [oauth_advertiser_item(a) for a in advertisers],
-            "advertiser_info": [advertiser_info_item(a) for a in advertisers],
-            "stores": {
-                a.advertiser_id: [
-                    store_item(s) for s in world.stores_of(a.advertiser_id)
-                ]
-                for a in advertisers
-            },
-            "gmv_max_stores": {
-                a.advertiser_id: [
-                    gmv_max_store_item(world, s, a)
-                    for s in world.stores_of(a.advertiser_id)
-                ]
-                for a in advertisers
-            },
-        }
-        if include_products:
-            result["products"] = [
-                {
-                    "advertiser_id": a.advertiser_id,
-                    "store_id": s.store_id,
-                    "bc_id": s.store_authorized_bc_id,
-                    "ad_creation_eligible": ad_creation_eligible,
-                    "store_products": self._product_items(
-                        s, a.advertiser_id, ad_creation_eligible
-                    ),
-                }
-                for a in advertisers
-                for s in world.stores_of(a.advertiser_id)
-            ]
-        return result
+        with self.lock:
+            tokens = self._tokens_for(access_token, app_id)
+            advertisers = self._advertisers_for(tokens)
+            centers = self._business_centers_for(tokens)
+            result: dict[str, Any] = {
+                "revision": self.world.revision,
+                "business_centers": [bc_item(c) for c in centers],
+                "advertisers": [oauth_advertiser_item(a) for a in advertisers],
+                "advertiser_info": [advertiser_info_item(a) for a in advertisers],
+                "stores": self._expected_stores(advertisers),
+                "gmv_max_stores": self._expected_gmv_max_stores(advertisers),
+            }
+            if include_products:
+                result["products"] = self._expected_product_lists(
+                    advertisers, ad_creation_eligible
+                )
+            return result
 
-    @_locked
+    def _expected_stores(
+        self, advertisers: list[Advertiser]
+    ) -> dict[str, list[dict[str, Any]]]:
+        return {
+            a.advertiser_id: [
+                store_item(s) for s in self.world.stores_of(a.advertiser_id)
+            ]
+            for a in advertisers
+        }
+
+    def _expected_gmv_max_stores(
+        self, advertisers: list[Advertiser]
+    ) -> dict[str, list[dict[str, Any]]]:
+        return {
+            a.advertiser_id: [
+                gmv_max_store_item(self.world, s, a)
+                for s in self.world.stores_of(a.advertiser_id)
+            ]
+            for a in advertisers
+        }
+
+    def _expected_product_lists(
+        self, advertisers: list[Advertiser], kind: str | None
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "advertiser_id": a.advertiser_id,
+                "store_id": s.store_id,
+                "bc_id": s.store_authorized_bc_id,
+                "ad_creation_eligible": kind,
+                "store_products": self._product_items(s, a.advertiser_id, kind),
+            }
+            for a in advertisers
+            for s in self.world.stores_of(a.advertiser_id)
+        ]
+
     def expected_products(
         self,
         store_id: str,
@@ -525,10 +524,11 @@ class SandboxState:
         ad_creation_eligible: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every ``store/product/get`` item of one store, all pages together."""
-        store = self.world.store(store_id)
-        if advertiser_id is not None:
-            self.world.advertiser(advertiser_id)
-        return self._product_items(store, advertiser_id, ad_creation_eligible)
+        with self.lock:
+            store = self.world.store(store_id)
+            if advertiser_id is not None:
+                self.world.advertiser(advertiser_id)
+            return self._product_items(store, advertiser_id, ad_creation_eligible)
 
     def _product_items(
         self, store: Store, advertiser_id: str | None, kind: str | None

@@ -53,7 +53,7 @@ class Traffic:
     def reset(self) -> None:
         """Forget every counter and window."""
         self.calls: Counter[str] = Counter()
-        self.codes: dict[str, Counter[int]] = {}
+        self.codes: dict[str, Counter[str]] = {}
         self.faults: Counter[str] = Counter()
         self.token_calls: Counter[str] = Counter()
         self.apps: dict[str, AppTraffic] = {}
@@ -81,14 +81,15 @@ class Traffic:
         admitted.append(now)
         return True
 
-    def record(self, endpoint: str, code: int, access_token: str | None) -> None:
-        """Count one finished call and the envelope code it got."""
+    def record(self, endpoint: str, outcome: str, access_token: str | None) -> None:
+        """Count one finished call and its outcome: the envelope code as text, or
+        ``http_<status>`` / ``dropped`` for an injected transport fault."""
         self.total_calls += 1
         self.calls[endpoint] += 1
         codes = self.codes.get(endpoint)
         if codes is None:
             codes = self.codes[endpoint] = Counter()
-        codes[code] += 1
+        codes[outcome] += 1
         if access_token is not None:
             self.token_calls[access_token] += 1
 
@@ -102,10 +103,7 @@ class Traffic:
             "total_calls": self.total_calls,
             "total_throttled": self.total_throttled,
             "calls": dict(self.calls),
-            "codes": {
-                endpoint: {str(code): count for code, count in codes.items()}
-                for endpoint, codes in self.codes.items()
-            },
+            "codes": {endpoint: dict(codes) for endpoint, codes in self.codes.items()},
             "faults": dict(self.faults),
             "apps": {app_id: app.as_dict() for app_id, app in self.apps.items()},
             "tokens": dict(self.token_calls),

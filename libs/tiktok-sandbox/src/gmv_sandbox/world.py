@@ -965,7 +965,7 @@ class World:
     ) -> Store:
         """Create a store for an advertiser, authorized to its first BC by default."""
         advertiser = self.advertiser(advertiser_id)
-        bc_id = store_authorized_bc_id or (advertiser.bc_ids or [None])[0]
+        bc_id = store_authorized_bc_id or next(iter(advertiser.bc_ids), None)
         if bc_id is None:
             raise InvalidChange("give store_authorized_bc_id for an orphan advertiser")
         self.business_center(bc_id)
