@@ -530,7 +530,7 @@ class TikTokClient:
 
     def _backoff(self, state: RetryCallState) -> float:
         wait = wait_exponential_jitter(
-            initial=self.retry.initial_wait_seconds,
+            multiplier=self.retry.initial_wait_seconds,
             max=self.retry.max_wait_seconds,
             jitter=self.retry.initial_wait_seconds,
         )(state)
