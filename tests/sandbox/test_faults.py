@@ -127,3 +127,15 @@ def test_impossible_rules_are_refused() -> None:
         FaultRule(error_code=50000, error_rate=0.7, drop_rate=0.4)
     with pytest.raises(InvalidChange):
         FaultRule(http_status=404, http_error_rate=1.0)
+
+
+async def test_rules_name_endpoints_with_or_without_the_api_path(
+    client: httpx.AsyncClient, state: SandboxState
+) -> None:
+    state.set_faults(
+        [FaultRule(endpoint="/open_api/v1.3/bc/get/", error_code=50000, error_rate=1)]
+    )
+
+    assert await _codes(client, "bc/get/", 1) == [50000]
+    with pytest.raises(InvalidChange, match="no endpoint"):
+        state.add_fault(FaultRule(endpoint="bc/list", error_code=50000, error_rate=1))

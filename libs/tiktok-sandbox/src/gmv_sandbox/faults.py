@@ -23,6 +23,7 @@ from typing import Any
 from gmv_sandbox.errors import InvalidChange
 
 EVERY_ENDPOINT = "*"
+_API_PATH = "open_api/v1.3/"
 
 
 class FaultKind(StrEnum):
@@ -49,7 +50,8 @@ class FaultRule:
     remaining: int | None = None
 
     def __post_init__(self) -> None:
-        self.endpoint = self.endpoint.strip("/") or EVERY_ENDPOINT
+        name = self.endpoint.strip("/")
+        self.endpoint = name.removeprefix(_API_PATH) or EVERY_ENDPOINT
         rates = (self.error_rate, self.http_error_rate, self.drop_rate)
         if any(not 0.0 <= rate <= 1.0 for rate in rates):
             raise InvalidChange("fault rates must be between 0 and 1")

@@ -27,13 +27,14 @@ from gmv_sandbox.errors import (
     UnknownObject,
 )
 from gmv_sandbox.faults import (
+    EVERY_ENDPOINT,
     NO_FAULT,
     FaultDecision,
     FaultInjector,
     FaultKind,
     FaultRule,
 )
-from gmv_sandbox.surface import Call, Endpoint, authenticate
+from gmv_sandbox.surface import ENDPOINTS_BY_NAME, Call, Endpoint, authenticate
 from gmv_sandbox.traffic import Traffic
 from gmv_sandbox.views import (
     advertiser_info_item,
@@ -414,11 +415,13 @@ class SandboxState:
         self, rules: Iterable[FaultRule], *, seed: int | None = None
     ) -> None:
         """Replace the fault rules (and restart their RNG when ``seed`` is given)."""
+        checked = [_known_endpoint(rule) for rule in rules]
         with self.lock:
-            self.faults.set_rules(list(rules), seed=seed)
+            self.faults.set_rules(checked, seed=seed)
 
     def add_fault(self, rule: FaultRule) -> None:
         """Append one fault rule."""
+        _known_endpoint(rule)
         with self.lock:
             self.faults.add_rule(rule)
 
@@ -554,3 +557,12 @@ class SandboxState:
         assert app_id is not None
         self.auths.app(app_id)
         return self.auths.live_tokens_of(app_id)
+
+
+def _known_endpoint(rule: FaultRule) -> FaultRule:
+    if rule.endpoint != EVERY_ENDPOINT and rule.endpoint not in ENDPOINTS_BY_NAME:
+        raise InvalidChange(
+            f"no endpoint {rule.endpoint}; use * or one of {', '.join(ENDPOINTS_BY_NAME)}",
+            endpoint=rule.endpoint,
+        )
+    return rule
