@@ -22,6 +22,7 @@ from gmv_common.db.models import (
     Product,
     ProductEligibility,
     ProviderApp,
+    Schedule,
     Store,
     SyncRun,
     User,
@@ -279,6 +280,21 @@ class Seed:
                     document=document,
                     etag=etag,
                     version=version,
+                )
+            )
+
+    async def schedule(
+        self, *, binding: Binding, task_kind: str = "ttb.sync.meta"
+    ) -> None:
+        async with self.runtime.sessionmaker.begin() as session:
+            session.add(
+                Schedule(
+                    workspace_id=binding.workspace_id,
+                    auth_id=binding.id,
+                    task_kind=task_kind,
+                    params={},
+                    interval_seconds=1800,
+                    next_fire_at=utcnow() + timedelta(minutes=30),
                 )
             )
 

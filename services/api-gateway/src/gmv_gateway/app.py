@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from gmv_common.logging import get_logger
 from gmv_common.runtime import Runtime
 from gmv_gateway.auth.endpoints import router as auth_router
+from gmv_gateway.bindings.endpoints import router as bindings_router
 from gmv_gateway.errors import install_error_handlers
 from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
@@ -91,6 +92,7 @@ def _routers() -> list[Any]:
         ops_router,
         auth_router,
         members_router,
+        bindings_router,
         legacy_router,
     ]
 

@@ -1,0 +1,1 @@
+"""TikTok bindings: list, OAuth authorize and callback, rename, revoke, delete; provider apps."""
