@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gmv_common.db.base import Base, BigId, JSONText, Timestamp, TimestampMixin, utcnow
@@ -138,7 +139,7 @@ class GmvMaxOptions(Base):
         ForeignKey("ttb_bindings.id", ondelete="CASCADE")
     )
     document: Mapped[bytes] = mapped_column(
-        LargeBinary().with_variant(LargeBinary(length=2**32 - 1), "mysql")
+        LargeBinary().with_variant(mysql.LONGBLOB(), "mysql")
     )
     etag: Mapped[str] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -158,9 +159,7 @@ class OutboxMessage(Base):
     topic: Mapped[str] = mapped_column(String(255))
     message_key: Mapped[str] = mapped_column(String(255))
     headers: Mapped[Any] = mapped_column(JSONText())
-    payload: Mapped[str] = mapped_column(
-        Text().with_variant(Text(length=2**32 - 1), "mysql")
-    )
+    payload: Mapped[str] = mapped_column(Text().with_variant(mysql.LONGTEXT(), "mysql"))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(Timestamp())
     claimed_by: Mapped[str | None] = mapped_column(String(128))
