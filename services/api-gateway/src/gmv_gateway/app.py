@@ -20,6 +20,7 @@ from gmv_common.logging import get_logger
 from gmv_common.runtime import Runtime
 from gmv_gateway.auth.endpoints import router as auth_router
 from gmv_gateway.bindings.endpoints import router as bindings_router
+from gmv_gateway.catalog.endpoints import router as catalog_router
 from gmv_gateway.errors import install_error_handlers
 from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
@@ -93,6 +94,7 @@ def _routers() -> list[Any]:
         auth_router,
         members_router,
         bindings_router,
+        catalog_router,
         legacy_router,
     ]
 

@@ -1,0 +1,1 @@
+"""Cached lists of a binding: business centers, advertisers, stores and products."""

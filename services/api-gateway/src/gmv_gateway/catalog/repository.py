@@ -1,0 +1,235 @@
+"""SQL of the cached lists; tombstoned rows are always left out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gmv_common.db.models import (
+    Advertiser,
+    AdvertiserStoreLink,
+    BcAdvertiserLink,
+    BusinessCenter,
+    Product,
+    ProductEligibility,
+    Store,
+)
+
+PRODUCT_SORTS: dict[str, Any] = {
+    "title": Product.title,
+    "price": Product.min_price,
+    "sales": Product.historical_sales,
+    "updated": Product.last_seen_at,
+    "item_group_id": Product.item_group_id,
+}
+
+
+async def business_centers(
+    session: AsyncSession, workspace_id: int, auth_id: int
+) -> Sequence[BusinessCenter]:
+    rows = await session.scalars(
+        select(BusinessCenter)
+        .where(
+            BusinessCenter.workspace_id == workspace_id,
+            BusinessCenter.auth_id == auth_id,
+            BusinessCenter.deleted_at.is_(None),
+        )
+        .order_by(BusinessCenter.name, BusinessCenter.bc_id)
+    )
+    return rows.all()
+
+
+async def advertisers(
+    session: AsyncSession,
+    workspace_id: int,
+    auth_id: int,
+    *,
+    owner_bc_id: str | None,
+    bc_id: str | None,
+) -> Sequence[Advertiser]:
+    query = select(Advertiser).where(
+        Advertiser.workspace_id == workspace_id,
+        Advertiser.auth_id == auth_id,
+        Advertiser.deleted_at.is_(None),
+    )
+    if owner_bc_id is not None:
+        query = query.where(Advertiser.owner_bc_id == owner_bc_id)
+    if bc_id is not None:
+        linked = select(BcAdvertiserLink.advertiser_id).where(
+            BcAdvertiserLink.workspace_id == workspace_id,
+            BcAdvertiserLink.auth_id == auth_id,
+            BcAdvertiserLink.bc_id == bc_id,
+            BcAdvertiserLink.deleted_at.is_(None),
+        )
+        query = query.where(
+            or_(Advertiser.bc_id == bc_id, Advertiser.advertiser_id.in_(linked))
+        )
+    rows = await session.scalars(
+        query.order_by(Advertiser.name, Advertiser.advertiser_id)
+    )
+    return rows.all()
+
+
+async def advertiser(
+    session: AsyncSession, workspace_id: int, auth_id: int, advertiser_id: str
+) -> Advertiser | None:
+    result: Advertiser | None = await session.scalar(
+        select(Advertiser).where(
+            Advertiser.workspace_id == workspace_id,
+            Advertiser.auth_id == auth_id,
+            Advertiser.advertiser_id == advertiser_id,
+            Advertiser.deleted_at.is_(None),
+        )
+    )
+    return result
+
+
+async def store(
+    session: AsyncSession, workspace_id: int, auth_id: int, store_id: str
+) -> Store | None:
+    result: Store | None = await session.scalar(
+        select(Store).where(
+            Store.workspace_id == workspace_id,
+            Store.auth_id == auth_id,
+            Store.store_id == store_id,
+            Store.deleted_at.is_(None),
+        )
+    )
+    return result
+
+
+async def business_center(
+    session: AsyncSession, workspace_id: int, auth_id: int, bc_id: str
+) -> BusinessCenter | None:
+    result: BusinessCenter | None = await session.scalar(
+        select(BusinessCenter).where(
+            BusinessCenter.workspace_id == workspace_id,
+            BusinessCenter.auth_id == auth_id,
+            BusinessCenter.bc_id == bc_id,
+            BusinessCenter.deleted_at.is_(None),
+        )
+    )
+    return result
+
+
+async def stores(
+    session: AsyncSession,
+    workspace_id: int,
+    auth_id: int,
+    *,
+    advertiser_id: str | None,
+    bc_id: str | None,
+) -> list[tuple[Store, AdvertiserStoreLink | None]]:
+    where: list[Any] = [
+        Store.workspace_id == workspace_id,
+        Store.auth_id == auth_id,
+        Store.deleted_at.is_(None),
+    ]
+    if bc_id is not None:
+        where.append(or_(Store.bc_id == bc_id, Store.store_authorized_bc_id == bc_id))
+    if advertiser_id is None:
+        rows = await session.scalars(
+            select(Store).where(*where).order_by(Store.name, Store.store_id)
+        )
+        return [(row, None) for row in rows]
+    linked = await session.execute(
+        select(Store, AdvertiserStoreLink)
+        .join(
+            AdvertiserStoreLink,
+            (AdvertiserStoreLink.workspace_id == Store.workspace_id)
+            & (AdvertiserStoreLink.auth_id == Store.auth_id)
+            & (AdvertiserStoreLink.store_id == Store.store_id),
+        )
+        .where(
+            *where,
+            AdvertiserStoreLink.advertiser_id == advertiser_id,
+            AdvertiserStoreLink.deleted_at.is_(None),
+        )
+        .order_by(Store.name, Store.store_id)
+    )
+    return [(row[0], row[1]) for row in linked]
+
+
+async def store_link(
+    session: AsyncSession,
+    workspace_id: int,
+    auth_id: int,
+    advertiser_id: str,
+    store_id: str,
+) -> AdvertiserStoreLink | None:
+    result: AdvertiserStoreLink | None = await session.scalar(
+        select(AdvertiserStoreLink).where(
+            AdvertiserStoreLink.workspace_id == workspace_id,
+            AdvertiserStoreLink.auth_id == auth_id,
+            AdvertiserStoreLink.advertiser_id == advertiser_id,
+            AdvertiserStoreLink.store_id == store_id,
+            AdvertiserStoreLink.deleted_at.is_(None),
+        )
+    )
+    return result
+
+
+async def advertiser_bc_ids(
+    session: AsyncSession, workspace_id: int, auth_id: int, advertiser_id: str
+) -> set[str]:
+    rows = await session.scalars(
+        select(BcAdvertiserLink.bc_id).where(
+            BcAdvertiserLink.workspace_id == workspace_id,
+            BcAdvertiserLink.auth_id == auth_id,
+            BcAdvertiserLink.advertiser_id == advertiser_id,
+            BcAdvertiserLink.deleted_at.is_(None),
+        )
+    )
+    return set(rows.all())
+
+
+async def products_page(
+    session: AsyncSession,
+    workspace_id: int,
+    auth_id: int,
+    *,
+    store_id: str | None,
+    advertiser_id: str | None,
+    eligibility: str | None,
+    status: str | None,
+    sort: str,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Product], int]:
+    where: list[Any] = [
+        Product.workspace_id == workspace_id,
+        Product.auth_id == auth_id,
+        Product.deleted_at.is_(None),
+    ]
+    if store_id is not None:
+        where.append(Product.store_id == store_id)
+    if status is not None:
+        where.append(Product.status == status)
+    if eligibility is not None and advertiser_id is not None:
+        eligible = select(ProductEligibility.id).where(
+            ProductEligibility.workspace_id == Product.workspace_id,
+            ProductEligibility.auth_id == Product.auth_id,
+            ProductEligibility.store_id == Product.store_id,
+            ProductEligibility.item_group_id == Product.item_group_id,
+            ProductEligibility.advertiser_id == advertiser_id,
+            ProductEligibility.eligibility == eligibility,
+            ProductEligibility.deleted_at.is_(None),
+        )
+        where.append(eligible.exists())
+    total = await session.scalar(
+        select(func.count()).select_from(Product).where(*where)
+    )
+    column = PRODUCT_SORTS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    tiebreak = Product.id.desc() if sort.startswith("-") else Product.id.asc()
+    rows = await session.scalars(
+        select(Product)
+        .where(*where)
+        .order_by(order, tiebreak)
+        .offset(offset)
+        .limit(limit)
+    )
+    return rows.all(), int(total or 0)
