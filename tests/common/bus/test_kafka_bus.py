@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from bus_support import drain
 from prometheus_client import REGISTRY
 
+from gmv_common.bus import topics
 from gmv_common.bus.base import TopicSpec
 from gmv_common.bus.kafka import KafkaBus, KafkaUnavailableError
+from gmv_common.runtime import Runtime
+from gmv_common.settings import Settings
 
 
 def unused_port() -> int:
@@ -177,3 +180,30 @@ async def test_consumer_lag_gauge_follows_fetches_and_commits(
 
     assert (lag_after_fetch, lag_after_commit, lag_at_the_end) == (10, 6, 0)
     assert REGISTRY.get_sample_value("gmv_consumer_lag", labels) is None
+
+
+@pytest.mark.kafka
+async def test_a_kafka_runtime_creates_every_topic_of_its_prefix(
+    make_settings: Callable[..., Settings], topic_prefix: str, kafka_bootstrap: str
+) -> None:
+    settings = make_settings(
+        bus_backend="kafka",
+        kafka_topic_prefix=topic_prefix,
+        kafka_partitions=3,
+        kafka_delivery_timeout_seconds=7.5,
+        database_url="sqlite+aiosqlite:///:memory:",
+    )
+    runtime = Runtime.create(settings)
+    names = [runtime.topic(logical) for logical in topics.ALL_TOPICS]
+    try:
+        await runtime.start()
+        counts = await partition_counts(kafka_bootstrap, names)
+        ready = await runtime.bus.ping()
+    finally:
+        assert isinstance(runtime.bus, KafkaBus)
+        await runtime.bus.delete_topics(names)
+        await runtime.close()
+
+    assert runtime.bus.delivery_timeout == 7.5
+    assert counts == dict.fromkeys(names, 3)
+    assert ready

@@ -23,6 +23,7 @@ def create_bus(settings: Settings) -> Bus:
         settings.kafka_bootstrap_servers,
         client_id=settings.kafka_client_id,
         replication_factor=settings.kafka_replication_factor,
+        delivery_timeout=settings.kafka_delivery_timeout_seconds,
     )
 
 

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     kafka_partitions: int = 12
     kafka_replication_factor: int = 1
     kafka_client_id: str = "gmv"
+    # How long one publish waits for the broker before failing (the outbox relay retries).
+    kafka_delivery_timeout_seconds: float = 30.0
     consumer_max_attempts: int = 5
 
     # Crypto: url-safe base64 of 32 bytes per key; versions are keys of the keyring.
