@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,7 +25,19 @@ from gmv_common.db.session import (
     create_sessionmaker,
 )
 from gmv_common.settings import Settings
+from gmv_common.tiktok import (
+    InMemoryRateLimiter,
+    PacerConfig,
+    RateLimiter,
+    RetryPolicy,
+    TikTokClient,
+    TikTokCredentials,
+)
+from gmv_sandbox.app import create_app
+from gmv_sandbox.state import SandboxState
+from gmv_sandbox.world import WorldSpec
 
+SANDBOX_API = "http://sandbox.test/open_api/v1.3/"
 MARIADB_URL = os.environ.get(
     "GMV_TEST_DATABASE_URL", "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
 )
@@ -116,3 +131,68 @@ async def sessions() -> AsyncIterator[Sessions]:
     opened = Sessions()
     yield opened
     await opened.close()
+
+
+@dataclass
+class Sandbox:
+    """An in-process sandbox with one app (no QPS limit) and an all-advertiser token."""
+
+    state: SandboxState
+    app_id: str
+    app_secret: str
+    access_token: str
+    credentials: TikTokCredentials
+
+    def client(
+        self,
+        *,
+        limiter: RateLimiter | None = None,
+        max_attempts: int = 6,
+        base_url: str = SANDBOX_API,
+    ) -> TikTokClient:
+        return TikTokClient(
+            limiter=limiter or fast_limiter(),
+            settings=Settings(_env_file=None, environment="test"),
+            base_url=base_url,
+            retry=RetryPolicy(
+                max_attempts=max_attempts,
+                initial_wait_seconds=0.001,
+                max_wait_seconds=0.01,
+                rate_limit_min_wait_seconds=0.0,
+            ),
+            transport=httpx.ASGITransport(app=create_app(self.state)),
+        )
+
+
+def fast_limiter() -> InMemoryRateLimiter:
+    """A limiter that never holds the functional tests back, even after a 40100."""
+    return InMemoryRateLimiter(
+        default_qps=10_000, config=PacerConfig(throttle_pause_seconds=0.0)
+    )
+
+
+SANDBOX_SPEC = WorldSpec(
+    seed=7,
+    business_centers=60,
+    advertisers=130,
+    stores_per_advertiser=1,
+    products_per_store=20,
+)
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    state = SandboxState.generate(SANDBOX_SPEC)
+    developer_app = state.create_app(qps=0)
+    token = state.issue_token(developer_app.app_id)
+    return Sandbox(
+        state=state,
+        app_id=developer_app.app_id,
+        app_secret=developer_app.secret,
+        access_token=token.access_token,
+        credentials=TikTokCredentials(
+            app_id=developer_app.app_id,
+            access_token=SecretStr(token.access_token),
+            app_secret=SecretStr(developer_app.secret),
+        ),
+    )
