@@ -191,12 +191,6 @@ async def request_product_sync(
     the pair is joined (``on_active="join"``) or refused with 409 ``SYNC_IN_PROGRESS``. A new run
     within ``cooldown_seconds`` of the pair's last one is refused with 429 ``SYNC_RATE_LIMITED``.
     """
-    if idempotency_key:
-        existing = await _find_by_key(
-            session, workspace_id, auth_id, "products", idempotency_key
-        )
-        if existing is not None:
-            return RunRequest(existing, False, "idempotency_key")
     target = product_target(workspace_id, auth_id, advertiser_id, store_id, eligibility)
     params: dict[str, Any] = {
         "advertiser_id": advertiser_id,
@@ -205,6 +199,14 @@ async def request_product_sync(
         "eligibility": eligibility,
     }
     for _ in range(3):
+        # The key is looked up on every pass: a concurrent request with the same key that
+        # won the insert race must be returned as this request's run, never refused.
+        if idempotency_key:
+            existing = await _find_by_key(
+                session, workspace_id, auth_id, "products", idempotency_key
+            )
+            if existing is not None:
+                return RunRequest(existing, False, "idempotency_key")
         active = await _find_active(session, target)
         if active is not None:
             if on_active == "conflict":
@@ -250,12 +252,6 @@ async def request_product_sync(
                 "sync.requested", run_id=inserted.id, scope="products", trigger=trigger
             )
             return RunRequest(inserted, True)
-        if idempotency_key:
-            existing = await _find_by_key(
-                session, workspace_id, auth_id, "products", idempotency_key
-            )
-            if existing is not None:
-                return RunRequest(existing, False, "idempotency_key")
     raise ConflictError(
         "could not start or join a product sync", code="SYNC_IN_PROGRESS"
     )
@@ -266,7 +262,13 @@ async def _enforce_cooldown(
 ) -> None:
     last_created: datetime | None = await session.scalar(
         select(SyncRun.created_at)
-        .where(SyncRun.target_key == target)
+        # Only runs that finished with work done count. A failed run must not keep the user
+        # from trying again, and a run another request is starting right now is joined
+        # (it is seen as active on the next pass), never answered with 429.
+        .where(
+            SyncRun.target_key == target,
+            SyncRun.status.in_(("succeeded", "partial")),
+        )
         .order_by(SyncRun.created_at.desc())
         .limit(1)
     )
