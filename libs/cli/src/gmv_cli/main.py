@@ -90,6 +90,29 @@ def serve(
     asyncio.run(main())
 
 
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    sandbox_port: Annotated[
+        int, typer.Option(help="Port of the TikTok sandbox.")
+    ] = 8765,
+) -> None:
+    """Run everything in one process: SQLite, in-memory bus, TikTok sandbox, demo data."""
+    from gmv_cli.dev import run_dev
+
+    settings = load_settings(service_name="dev", bus_backend="memory")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_dev(
+            settings, host=host, port=port, sandbox_port=sandbox_port, stop=stop
+        )
+
+    asyncio.run(main())
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Upgrade the database schema (DATABASE_URL) to REVISION."""

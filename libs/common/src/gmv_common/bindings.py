@@ -13,6 +13,7 @@ Shared by the metadata sync, the product sync and the gateway:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import httpx
@@ -29,6 +30,7 @@ from gmv_common.messaging.outbox import enqueue
 from gmv_common.settings import Settings
 from gmv_common.tiktok import (
     DatabaseRateLimiter,
+    InMemoryRateLimiter,
     PacerConfig,
     RateLimiter,
     RetryPolicy,
@@ -168,16 +170,35 @@ def _emit_status_changed(
     )
 
 
+_process_limiters: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], RateLimiter
+] = weakref.WeakKeyDictionary()
+
+
 def build_rate_limiter(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
     *,
     config: PacerConfig | None = None,
 ) -> RateLimiter:
-    """The app-wide limiter shared by every process through the database (one per process)."""
-    return DatabaseRateLimiter(
-        sessionmaker, default_qps=settings.tiktok_default_qps, config=config
-    )
+    """The app-wide limiter, one per process and database, shared by every service in it.
+
+    On MySQL/MariaDB the budget lives in the database, so every process shares it. The embedded
+    mode (SQLite) is one process by definition; there the pacer is kept in memory, because a
+    SQLite write per TikTok call would contend with the services' own transactions.
+    """
+    limiter = _process_limiters.get(sessionmaker)
+    if limiter is None:
+        if settings.is_sqlite:
+            limiter = InMemoryRateLimiter(
+                default_qps=settings.tiktok_default_qps, config=config
+            )
+        else:
+            limiter = DatabaseRateLimiter(
+                sessionmaker, default_qps=settings.tiktok_default_qps, config=config
+            )
+        _process_limiters[sessionmaker] = limiter
+    return limiter
 
 
 def build_tiktok_client(

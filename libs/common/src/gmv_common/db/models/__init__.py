@@ -10,6 +10,7 @@ from gmv_common.db.models.identity import (
     UserSession,
     Workspace,
 )
+from gmv_common.db.models.rate_limits import TikTokRateLimit
 from gmv_common.db.models.tiktok import (
     BC_ADVERTISER_RELATIONS,
     BINDING_STATUSES,
@@ -65,6 +66,7 @@ __all__ = [
     "ProviderApp",
     "Schedule",
     "Store",
+    "TikTokRateLimit",
     "SyncRun",
     "TaskCatalogEntry",
     "User",
