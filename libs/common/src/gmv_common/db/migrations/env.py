@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy.engine import Connection
+
 from gmv_common.db.models import Base
 from gmv_common.db.session import create_null_pool_engine
 from gmv_common.settings import Settings
-from sqlalchemy.engine import Connection
 
 config = context.config
 target_metadata = Base.metadata
