@@ -26,6 +26,7 @@ from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
 from gmv_gateway.ops.endpoints import router as ops_router
 from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
+from gmv_gateway.sync.endpoints import router as sync_router
 from gmv_gateway.tiktok import TikTokFactory, default_tiktok_factory
 from gmv_gateway.workspaces.endpoints import router as members_router
 
@@ -95,6 +96,7 @@ def _routers() -> list[Any]:
         members_router,
         bindings_router,
         catalog_router,
+        sync_router,
         legacy_router,
     ]
 

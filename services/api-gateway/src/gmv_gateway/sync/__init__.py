@@ -1,0 +1,1 @@
+"""Sync requests (meta / products) and the run records of a binding."""
