@@ -201,7 +201,9 @@ async def _product_target(
         store_id=store_id,
         bc_id=bc_id,
     )
-    assert advertiser_id is not None and store_id is not None
+    # check_pair refused a missing advertiser or store above.
+    assert advertiser_id is not None
+    assert store_id is not None
     return ProductTarget(
         advertiser_id=advertiser_id,
         store_id=store_id,
