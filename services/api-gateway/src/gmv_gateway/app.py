@@ -21,6 +21,7 @@ from gmv_common.runtime import Runtime
 from gmv_gateway.auth.endpoints import router as auth_router
 from gmv_gateway.bindings.endpoints import router as bindings_router
 from gmv_gateway.catalog.endpoints import router as catalog_router
+from gmv_gateway.config.endpoints import router as config_router
 from gmv_gateway.errors import install_error_handlers
 from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
@@ -97,6 +98,7 @@ def _routers() -> list[Any]:
         bindings_router,
         catalog_router,
         sync_router,
+        config_router,
         legacy_router,
     ]
 

@@ -1,0 +1,1 @@
+"""The GMV Max configuration of a binding and its product auto-sync."""
