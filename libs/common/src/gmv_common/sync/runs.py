@@ -209,6 +209,9 @@ async def request_product_sync(
                 return RunRequest(existing, False, "idempotency_key")
         active = await _find_active(session, target)
         if active is not None:
+            if idempotency_key and active.idempotency_key == idempotency_key:
+                # Committed by a same-key request between the two lookups above.
+                return RunRequest(active, False, "idempotency_key")
             if on_active == "conflict":
                 raise ConflictError(
                     "a product sync for this advertiser and store is already in progress",
