@@ -58,7 +58,7 @@ class CountingBus(Bus):
         self.publish_delay = publish_delay
         self.published: list[str] = []
         self.failures: Counter[str] = Counter()
-        self.fail_after: int | None = None
+        self.failing: set[str] = set()
 
     async def start(self) -> None:
         await self.inner.start()
@@ -72,7 +72,7 @@ class CountingBus(Bus):
     async def publish(
         self, topic: str, key: str, value: bytes, headers: dict[str, str]
     ) -> None:
-        if self.fail_after is not None and len(self.published) >= self.fail_after:
+        if headers["ce_id"] in self.failing:
             self.failures["injected"] += 1
             raise ConnectionError("broker unreachable (injected)")
         if self.publish_delay:
@@ -100,3 +100,17 @@ async def until_published(
             if await unpublished_rows(sessionmaker) == 0:
                 return
             await asyncio.sleep(0.1)
+
+
+def order_per_key(
+    event_ids: list[str], written: list[Envelope]
+) -> dict[str, list[str]]:
+    """Event ids grouped by message key (binding), in the order given."""
+    key_of = {
+        envelope.id: f"{envelope.data['workspace_id']}:{envelope.data['auth_id']}"
+        for envelope in written
+    }
+    ordered: dict[str, list[str]] = {}
+    for event_id in event_ids:
+        ordered.setdefault(key_of[event_id], []).append(event_id)
+    return ordered

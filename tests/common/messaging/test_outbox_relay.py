@@ -9,7 +9,13 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from outbox_support import CountingBus, unpublished_rows, until_published, write_events
+from outbox_support import (
+    CountingBus,
+    order_per_key,
+    unpublished_rows,
+    until_published,
+    write_events,
+)
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -62,29 +68,27 @@ async def read_all(bus: InMemoryBus, expected: int) -> list[str]:
     return ids
 
 
-async def test_relay_publishes_rows_in_write_order_and_marks_them(
+async def test_relay_publishes_each_binding_s_rows_in_write_order_and_marks_them(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     bus = InMemoryBus(default_partitions=4)
     written = await write_events(sessionmaker, topic_prefix=PREFIX, count=45)
+    written_ids = [envelope.id for envelope in written]
     counting = CountingBus(bus, name="relay")
+    relay = OutboxRelay(sessionmaker, counting, batch_size=20)
 
-    published = await OutboxRelay(
-        sessionmaker, counting, batch_size=20
-    ).publish_pending()
-    published += await OutboxRelay(
-        sessionmaker, counting, batch_size=20
-    ).publish_pending()
-    published += await OutboxRelay(
-        sessionmaker, counting, batch_size=20
-    ).publish_pending()
+    passes = [await relay.publish_pending() for _ in range(3)]
 
-    assert published == 45
-    assert counting.published == [envelope.id for envelope in written]
+    assert passes == [20, 20, 5]
+    assert sorted(counting.published) == sorted(written_ids)
+    assert order_per_key(counting.published, written) == order_per_key(
+        written_ids, written
+    )
     async with sessionmaker() as session:
         rows = list(
             await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         )
+    assert [row.event_id for row in rows] == written_ids
     assert all(row.published_at is not None and row.attempts == 1 for row in rows)
     consumer = bus.consumer("reader", [COMMANDS])
     await consumer.start()
@@ -95,23 +99,29 @@ async def test_relay_publishes_rows_in_write_order_and_marks_them(
     assert first.key == f"1:{original.data['auth_id']}"
 
 
-async def test_a_failed_publish_keeps_the_rest_for_the_next_pass(
+async def test_a_failed_publish_holds_back_its_binding_and_not_the_others(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     written = await write_events(sessionmaker, topic_prefix=PREFIX, count=10)
     flaky = CountingBus(InMemoryBus(), name="relay")
-    flaky.fail_after = 3
+    stuck = written[2]
+    flaky.failing = {stuck.id}
     relay = OutboxRelay(sessionmaker, flaky)
 
     with pytest.raises(ConnectionError):
         await relay.publish_pending()
+    published_despite_failure = list(flaky.published)
     left_after_failure = await unpublished_rows(sessionmaker)
-    flaky.fail_after = None
+    flaky.failing = set()
     await relay.publish_pending()
 
-    assert left_after_failure == 7
+    same_binding = [e.id for e in written if e.data["auth_id"] == stuck.data["auth_id"]]
+    assert sorted(published_despite_failure) == sorted(
+        e.id for e in written if e.id not in same_binding
+    )
+    assert left_after_failure == len(same_binding) == 2
     assert await unpublished_rows(sessionmaker) == 0
-    assert flaky.published == [envelope.id for envelope in written]
+    assert flaky.published[-2:] == same_binding
 
 
 async def test_two_relays_at_once_publish_every_row_with_rare_duplicates(
