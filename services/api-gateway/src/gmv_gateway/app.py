@@ -26,6 +26,7 @@ from gmv_gateway.errors import install_error_handlers
 from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
 from gmv_gateway.ops.endpoints import router as ops_router
+from gmv_gateway.options.endpoints import router as options_router
 from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
 from gmv_gateway.sync.endpoints import router as sync_router
 from gmv_gateway.tiktok import TikTokFactory, default_tiktok_factory
@@ -99,6 +100,7 @@ def _routers() -> list[Any]:
         catalog_router,
         sync_router,
         config_router,
+        options_router,
         legacy_router,
     ]
 

@@ -1,0 +1,288 @@
+"""The options document: stored bytes, strong ETag, 304, pending, and refresh outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+import pytest
+from gateway_support import API_BASE, Seed, Tenant, bearer
+from sqlalchemy import select, update
+
+from gmv_common.bus import topics
+from gmv_common.db.models import Binding, GmvMaxOptions, SyncRun
+from gmv_common.events import OptionsUpdated
+from gmv_common.messaging.outbox import build_envelope
+from gmv_common.runtime import Runtime
+from gmv_gateway.options.service import etag_matches, with_keys
+from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
+
+DOCUMENT = b'{"advertisers":[],"bcs":[{"bc_id":"bc-1"}],"status":"active","version":1}'
+ETAG = '"0123456789abcdef0123456789abcdef"'
+
+
+async def _account(seed: Seed, *, status: str = "active") -> tuple[Tenant, Binding]:
+    tenant = await seed.tenant()
+    app = await seed.provider_app()
+    binding = await seed.binding(workspace_id=tenant.id, app=app, status=status)
+    return tenant, binding
+
+
+def _path(tenant: Tenant, binding: Binding, spelling: str = "gmvmax") -> str:
+    return (
+        f"{API_BASE}/{tenant.id}/providers/tiktok-business/accounts/"
+        f"{binding.id}/{spelling}/options"
+    )
+
+
+async def test_stored_bytes_are_served_as_is_with_strong_etag(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    response = await client.get(
+        _path(tenant, binding, "gmv-max"), headers=bearer(tenant.member_token)
+    )
+
+    assert response.status_code == 200
+    assert response.content == DOCUMENT
+    assert response.headers["etag"] == ETAG
+    assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    [ETAG, f"W/{ETAG}", f'"other", {ETAG}', "*"],
+)
+async def test_if_none_match_forms_answer_304(
+    client: httpx.AsyncClient, seed: Seed, if_none_match: str
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    response = await client.get(
+        _path(tenant, binding),
+        headers={**bearer(tenant.member_token), "If-None-Match": if_none_match},
+    )
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == ETAG
+
+
+async def test_stale_etag_gets_the_document(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    response = await client.get(
+        _path(tenant, binding),
+        headers={**bearer(tenant.member_token), "If-None-Match": '"stale"'},
+    )
+
+    assert response.status_code == 200
+    assert response.content == DOCUMENT
+
+
+async def test_no_document_yet_answers_pending_shape_without_etag(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant, binding = await _account(seed)
+
+    response = await client.get(
+        _path(tenant, binding), headers=bearer(tenant.member_token)
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["pending"] is True
+    assert body["bcs"] == []
+    assert body["links"]["advertiser_to_stores"] == {}
+    assert "etag" not in response.headers
+
+
+async def test_options_of_missing_account_is_404(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant = await seed.tenant()
+
+    response = await client.get(
+        f"{API_BASE}/{tenant.id}/providers/tiktok-business/accounts/5555/gmvmax/options",
+        headers=bearer(tenant.member_token),
+    )
+
+    assert response.status_code == 404
+
+
+async def test_refresh_timeout_answers_current_document_with_run_and_key(
+    client: httpx.AsyncClient, seed: Seed, runtime: Runtime
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    first, second = await asyncio.gather(
+        client.get(
+            _path(tenant, binding),
+            params={"refresh": 1},
+            headers=bearer(tenant.member_token),
+        ),
+        client.get(
+            _path(tenant, binding),
+            params={"refresh": 1},
+            headers=bearer(tenant.member_token),
+        ),
+    )
+
+    body = first.json()
+    assert first.status_code == 200
+    assert body["refresh"] == "timeout"
+    assert body["bcs"] == [{"bc_id": "bc-1"}]
+    assert body["idempotency_key"]
+    assert second.json()["run_id"] == body["run_id"]
+    assert "etag" not in first.headers
+    async with runtime.sessionmaker() as session:
+        runs = (await session.scalars(select(SyncRun))).all()
+    assert [(run.scope, run.trigger) for run in runs] == [("meta", "refresh")]
+
+
+async def test_refresh_returns_new_document_once_it_is_stored(
+    client: httpx.AsyncClient, seed: Seed, runtime: Runtime
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+    new_document = DOCUMENT.replace(b'"version":1', b'"version":2')
+
+    async def options_cache_rebuilds() -> None:
+        await asyncio.sleep(0.3)
+        async with runtime.sessionmaker.begin() as session:
+            await session.execute(
+                update(GmvMaxOptions).values(document=new_document, etag='"v2"')
+            )
+        event = OptionsUpdated(
+            workspace_id=tenant.id, auth_id=binding.id, etag='"v2"', version=2
+        )
+        envelope = build_envelope(event)
+        await runtime.bus.publish(
+            runtime.topic(topics.OPTIONS_EVENTS),
+            event.key,
+            envelope.body(),
+            envelope.headers(),
+        )
+
+    response, _ = await asyncio.gather(
+        client.get(
+            _path(tenant, binding),
+            params={"refresh": 1},
+            headers=bearer(tenant.member_token),
+        ),
+        options_cache_rebuilds(),
+    )
+
+    assert response.status_code == 200
+    assert response.content == new_document
+    assert response.headers["etag"] == '"v2"'
+    assert response.headers["x-options-refresh"] == "updated"
+
+
+async def test_refresh_reports_a_failed_run(
+    client: httpx.AsyncClient, seed: Seed, runtime: Runtime
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    async def worker_fails() -> None:
+        await asyncio.sleep(0.3)
+        async with runtime.sessionmaker.begin() as session:
+            await session.execute(
+                update(SyncRun).values(
+                    status="failed", error_code="TOKEN_INVALID", active_key=None
+                )
+            )
+
+    response, _ = await asyncio.gather(
+        client.get(
+            _path(tenant, binding),
+            params={"refresh": 1},
+            headers=bearer(tenant.member_token),
+        ),
+        worker_fails(),
+    )
+
+    assert response.json()["refresh"] == "failed"
+    assert response.json()["error_code"] == "TOKEN_INVALID"
+
+
+async def test_refresh_wait_holds_no_database_connection(
+    client: httpx.AsyncClient, seed: Seed, runtime: Runtime
+) -> None:
+    tenant, binding = await _account(seed)
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+
+    request = asyncio.create_task(
+        client.get(
+            _path(tenant, binding),
+            params={"refresh": 1},
+            headers=bearer(tenant.member_token),
+        )
+    )
+    await asyncio.sleep(0.6)
+    checked_out_while_waiting = runtime.engine.pool.checkedout()  # type: ignore[attr-defined]
+    response = await request
+
+    assert response.json()["refresh"] == "timeout"
+    assert checked_out_while_waiting == 0
+
+
+async def test_refresh_of_account_needing_reauth_is_409(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant, binding = await _account(seed, status="needs_reauth")
+
+    response = await client.get(
+        _path(tenant, binding),
+        params={"refresh": 1},
+        headers=bearer(tenant.member_token),
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "BINDING_NEEDS_REAUTH"
+
+
+async def test_waiter_is_woken_by_options_updated_events(runtime: Runtime) -> None:
+    waiter = OptionsWaiter()
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(build_options_consumer(runtime, waiter).run(stop))
+    event = OptionsUpdated(workspace_id=3, auth_id=9, etag='"e"', version=4)
+    envelope = build_envelope(event)
+
+    with waiter.subscribe(3, 9) as woken, waiter.subscribe(3, 10) as other:
+        await runtime.bus.publish(
+            runtime.topic(topics.OPTIONS_EVENTS),
+            event.key,
+            envelope.body(),
+            envelope.headers(),
+        )
+        await asyncio.wait_for(woken.wait(), timeout=5)
+        assert not other.is_set()
+    stop.set()
+    await consumer
+
+    assert waiter.waiting_count() == 0
+
+
+def test_keys_are_appended_without_reserializing() -> None:
+    extended = with_keys(DOCUMENT, {"refresh": "timeout", "run_id": 3})
+
+    assert extended.startswith(DOCUMENT[:-1])
+    assert orjson.loads(extended)["refresh"] == "timeout"
+    assert orjson.loads(with_keys(b"{}", {"a": 1})) == {"a": 1}
+
+
+def test_etag_comparison_is_weak_and_list_aware() -> None:
+    assert etag_matches('W/"a", "b"', '"a"')
+    assert etag_matches("*", '"a"')
+    assert not etag_matches('"a"', '"b"')
+    assert not etag_matches(None, '"a"')
