@@ -24,6 +24,7 @@ A body with added keys is not the stored document, so it carries no ETag.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -208,10 +209,8 @@ async def _wait_for_change(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return "timeout", None
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(woken.wait(), timeout=min(POLL_SECONDS, remaining))
-        except TimeoutError:
-            pass
         woken.clear()
         async with runtime.sessionmaker() as session:
             etag = await repository.options_etag(session, workspace_id, auth_id)
