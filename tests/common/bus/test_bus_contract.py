@@ -315,3 +315,49 @@ async def test_a_commit_covers_only_its_own_partition(
         await rereader.stop()
 
     assert sorted(numbers(second_reading)) == sorted(numbers(expected_again))
+
+
+async def test_a_runner_stopped_during_an_outage_leaves_the_message_for_later(
+    under_test: BusUnderTest,
+) -> None:
+    topic = await under_test.topic(partitions=1)
+    dlq = await under_test.topic("dlq", partitions=1)
+    group = under_test.group()
+    pending = event(1)
+    await publish_event(under_test.bus, topic, "8:1", pending)
+    calls: list[str] = []
+
+    async def handle(envelope: Envelope, message: Message) -> None:
+        calls.append(envelope.id)
+        raise ConnectionError("database unreachable")
+
+    runner = ConsumerRunner(
+        under_test.bus,
+        group=group,
+        topics=[topic],
+        handler=handle,
+        dlq_topic=dlq,
+        max_attempts=2,
+        retry_backoff=0.05,
+        max_backoff=30,
+    )
+    stop, task = await run_in_background(runner)
+    await until(lambda: len(calls) >= 3)
+    loop = asyncio.get_running_loop()
+    stopping = loop.time()
+    await stop_runner(stop, task)
+    stop_took = loop.time() - stopping
+
+    successor = under_test.bus.consumer(group, [topic])
+    dead = under_test.bus.consumer(under_test.group("dlq-reader"), [dlq])
+    await successor.start()
+    await dead.start()
+    try:
+        (again,) = await drain(successor, 1)
+        dead_letters = await dead.getmany(timeout=1.0)
+    finally:
+        await successor.stop()
+        await dead.stop()
+    assert again.headers["ce_id"] == pending.id
+    assert dead_letters == []
+    assert stop_took < 5

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -98,20 +99,27 @@ class ConsumerRunner:
         stop: asyncio.Event,
     ) -> None:
         for message in messages:
-            if stop.is_set():
+            if stop.is_set() or not await self._settle(message, stop):
                 return
-            await self.process(message)
-            await _retry_forever(
-                lambda m=message: commit(m), stop, "consumer.commit_failed"
+            committed = await _retry_until_stopped(
+                functools.partial(commit, message), stop, "consumer.commit_failed"
             )
+            if not committed:
+                return
 
     async def process(self, message: Message) -> None:
         """Handle one message to a final outcome: done, skipped, or dead-lettered."""
+        await self._settle(message, None)
+
+    async def _settle(self, message: Message, stop: asyncio.Event | None) -> bool:
+        """Bring ``message`` to a final outcome; False when ``stop`` came first.
+
+        A message left unsettled is not committed, so the group reads it again after a restart.
+        """
         try:
             envelope = Envelope.from_message(message)
         except MalformedMessageError as exc:
-            await self._dead_letter(message, exc, attempts=1)
-            return
+            return await self._dead_letter(message, exc, attempts=1, stop=stop)
         context = {
             "message_id": envelope.id,
             "event_type": envelope.type,
@@ -135,7 +143,8 @@ class ConsumerRunner:
                             error=repr(exc)[:300],
                             delay=delay,
                         )
-                        await asyncio.sleep(delay)
+                        if await _stopped_within(stop, delay):
+                            return False
                         attempt = min(attempt, 5)
                         continue
                     if attempt < self.max_attempts:
@@ -146,14 +155,20 @@ class ConsumerRunner:
                         )
                         await asyncio.sleep(self.retry_backoff * attempt)
                         continue
-                    await self._dead_letter(message, exc, attempts=attempt)
-                    return
+                    return await self._dead_letter(
+                        message, exc, attempts=attempt, stop=stop
+                    )
                 MESSAGES_PROCESSED.labels(self.group, message.topic, "ok").inc()
-                return
+                return True
 
     async def _dead_letter(
-        self, message: Message, exc: BaseException, attempts: int
-    ) -> None:
+        self,
+        message: Message,
+        exc: BaseException,
+        *,
+        attempts: int,
+        stop: asyncio.Event | None,
+    ) -> bool:
         headers = dict(message.headers)
         headers.update(
             {
@@ -165,13 +180,15 @@ class ConsumerRunner:
                 "dlq_error": f"{type(exc).__name__}: {exc}"[:1000],
             }
         )
-        await _retry_forever(
-            lambda: self.bus.publish(
-                self.dlq_topic, message.key, message.value, headers
+        published = await _retry_until_stopped(
+            functools.partial(
+                self.bus.publish, self.dlq_topic, message.key, message.value, headers
             ),
-            None,
+            stop,
             "consumer.dlq_publish_failed",
         )
+        if not published:
+            return False
         MESSAGES_PROCESSED.labels(self.group, message.topic, "dead_lettered").inc()
         log.error(
             "consumer.dead_lettered",
@@ -181,22 +198,32 @@ class ConsumerRunner:
             attempts=attempts,
             error=headers["dlq_error"],
         )
+        return True
 
 
-async def _retry_forever(
+async def _retry_until_stopped(
     action: Callable[[], Awaitable[object]], stop: asyncio.Event | None, event: str
-) -> None:
+) -> bool:
+    """Run ``action`` until it succeeds (True) or ``stop`` is set (False)."""
     delay = 0.2
     while True:
         try:
             await action()
-            return
+            return True
         except Exception as exc:
-            if stop is not None and stop.is_set():
-                raise
             log.warning(event, error=repr(exc)[:300], delay=delay)
-            await asyncio.sleep(delay)
+            if await _stopped_within(stop, delay):
+                return False
             delay = min(delay * 2, 5.0)
+
+
+async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep ``seconds``; True as soon as ``stop`` is set."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    await _sleep_or_stop(stop, seconds)
+    return stop.is_set()
 
 
 async def _until_started(
