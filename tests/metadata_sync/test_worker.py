@@ -267,3 +267,17 @@ async def test_unchanged_second_sync_rewrites_nothing_but_last_seen(
     for key, row in after["advertisers"].items():
         assert row.last_seen_at > seen_before[key]
         assert row.hydrated_at == before["advertisers"][key].hydrated_at
+
+
+async def test_overlong_upstream_name_is_cut_to_its_column(
+    sqlite_runtime: Runtime, binding: SandboxBinding, worker: MetaSyncWorker
+) -> None:
+    advertiser_id = sorted(binding.state.world.advertisers)[0]
+    binding.state.update_advertiser(advertiser_id, name="N" * 300)
+
+    run = await sync_once(worker, binding)
+
+    assert run.status == "succeeded"
+    row = (await _graph(sqlite_runtime, binding))["advertisers"][advertiser_id]
+    assert row.name == "N" * 255
+    assert "write" in run.stats["phase_seconds"]

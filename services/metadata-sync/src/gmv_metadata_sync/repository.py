@@ -47,6 +47,17 @@ class TableSpec:
     def column(self, name: str) -> Any:
         return getattr(self.model, name)
 
+    def fit(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with strings cut to their column's length (TikTok sets no limit)."""
+        columns = self.model.__table__.columns
+        fitted = dict(values)
+        for name, value in values.items():
+            if isinstance(value, str):
+                length = getattr(columns[name].type, "length", None)
+                if length and len(value) > length:
+                    fitted[name] = value[:length]
+        return fitted
+
 
 BUSINESS_CENTERS = TableSpec("business_centers", BusinessCenter, ("bc_id",))
 ADVERTISERS = TableSpec("advertisers", Advertiser, ("advertiser_id",))

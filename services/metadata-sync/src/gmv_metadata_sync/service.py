@@ -124,7 +124,7 @@ async def apply_snapshot(
         diffs=diffs,
         errors=snapshot.errors,
         api_calls=dict(snapshot.api_calls),
-        phase_seconds=dict(snapshot.phase_seconds),
+        phase_seconds=snapshot.phase_seconds,
     )
 
 
@@ -148,7 +148,7 @@ async def upsert(
     for key in sorted(records):
         record = records[key]
         row = existing.get(key)
-        values = dict(record.values)
+        values = spec.fit(record.values)
         if hashed:
             values["content_hash"] = record.signature
         if row is None:

@@ -32,6 +32,7 @@ from gmv_common.db.base import utcnow
 from gmv_common.db.models import SyncRun
 from gmv_common.errors import GMVError, NotFoundError
 from gmv_common.logging import bound_context, get_logger
+from gmv_common.messaging.consumer import is_infrastructure_error
 from gmv_common.settings import Settings
 from gmv_common.sync.runs import Lease, LeaseLostError, claim_run
 from gmv_common.tiktok import (
@@ -42,6 +43,7 @@ from gmv_common.tiktok import (
     TikTokError,
 )
 from gmv_metadata_sync import service
+from gmv_metadata_sync.schemas import PhaseTimer
 from gmv_metadata_sync.upstream import DEFAULT_CONCURRENCY, MetaChainReader
 
 log = get_logger(__name__)
@@ -182,6 +184,11 @@ class MetaSyncWorker:
                 log.warning("meta_sync.abandoned")
                 raise
             except Exception as exc:
+                if is_infrastructure_error(exc):
+                    # The lease runs out and the run is dispatched again once the
+                    # database or network is back; failing it would lose the request.
+                    log.warning("meta_sync.infrastructure_error", error=repr(exc)[:300])
+                    return
                 log.exception("meta_sync.crashed", error=repr(exc)[:300])
                 await self._fail(run, "INTERNAL_ERROR", f"{type(exc).__name__}")
 
@@ -230,13 +237,14 @@ class MetaSyncWorker:
 
         lease.check()
         async with self.sessionmaker.begin() as session:
-            outcome = await service.apply_snapshot(
-                session,
-                snapshot,
-                workspace_id=run.workspace_id,
-                auth_id=run.auth_id,
-                now=utcnow(),
-            )
+            with PhaseTimer(snapshot.phase_seconds, "write"):
+                outcome = await service.apply_snapshot(
+                    session,
+                    snapshot,
+                    workspace_id=run.workspace_id,
+                    auth_id=run.auth_id,
+                    now=utcnow(),
+                )
             await service.complete_run(
                 session,
                 run,
