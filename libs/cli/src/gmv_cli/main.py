@@ -29,10 +29,7 @@ app.add_typer(events_app, name="events")
 
 def _mount(module: str, attribute: str, name: str, help_text: str) -> None:
     """Mount a service's own typer sub-app (its commands live beside its code)."""
-    try:
-        sub_app = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError):
-        return
+    sub_app = getattr(importlib.import_module(module), attribute)
     app.add_typer(sub_app, name=name, help=help_text)
 
 
@@ -161,3 +158,5 @@ _mount(
 )
 _mount("gmv_metadata_sync.cli", "repair_app", "repair", "Repair tools.")
 _mount("gmv_options_cache.cli", "app", "options", "GMV Max options documents.")
+_mount("gmv_cli.admin", "users_app", "users", "Users and their API tokens.")
+_mount("gmv_cli.admin", "keys_app", "keys", "Encryption keys of stored secrets.")
