@@ -14,13 +14,21 @@ from pathlib import Path
 
 import orjson
 import pytest
-from outbox_support import CountingBus, unpublished_rows, until_published, write_events
+from outbox_support import (
+    CountingBus,
+    order_per_key,
+    unpublished_rows,
+    until_published,
+    write_events,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gmv_common.bus import topics
 from gmv_common.bus.base import Message, TopicSpec
 from gmv_common.bus.kafka import KafkaBus
 from gmv_common.db.session import create_engine, create_sessionmaker
+from gmv_common.events.envelope import Envelope
+from gmv_common.messaging.consumer import ConsumerRunner
 from gmv_common.messaging.outbox import OutboxRelay
 from gmv_common.settings import Settings
 
@@ -83,6 +91,17 @@ async def until_failed(bus: CountingBus, *, times: int, timeout: float) -> None:
             await asyncio.sleep(0.2)
 
 
+async def until_received(
+    received: list[str], expected: set[str], *, timeout: float = 60
+) -> None:
+    """Wait until a running consumer has handled every expected event id."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if expected <= set(received):
+                return
+            await asyncio.sleep(0.2)
+
+
 async def read_distinct(
     bus: KafkaBus, topic: str, event_ids: set[str], *, timeout: float = 60
 ) -> tuple[list[Message], int]:
@@ -124,10 +143,23 @@ async def test_outbox_delivers_everything_written_while_the_broker_is_stopped(
     )
     await kafka.ensure_topics([TopicSpec(commands, partitions=4)])
     bus = CountingBus(kafka, name="relay")
+    live_ids: list[str] = []
+
+    async def collect(envelope: Envelope, message: Message) -> None:
+        live_ids.append(envelope.id)
+
+    live_consumer = ConsumerRunner(
+        kafka,
+        group=f"{topic_prefix}.live",
+        topics=[commands],
+        handler=collect,
+        dlq_topic=f"{topic_prefix}.dlq",
+    )
     stop = asyncio.Event()
     relay = asyncio.create_task(
         OutboxRelay(sessionmaker, bus, poll_seconds=0.2).run(stop)
     )
+    consuming = asyncio.create_task(live_consumer.run(stop))
     try:
         before = await write_events(sessionmaker, topic_prefix=topic_prefix, count=10)
         await until_published(sessionmaker, timeout=30)
@@ -153,11 +185,13 @@ async def test_outbox_delivers_everything_written_while_the_broker_is_stopped(
         await until_published(sessionmaker, timeout=120)
         delivered = loop.time()
         ping_after = await kafka.ping()
+        written = before + during
+        await until_received(live_ids, {envelope.id for envelope in written})
     finally:
         stop.set()
         await relay
+        await consuming
 
-    written = before + during
     try:
         distinct, duplicates = await read_distinct(
             kafka, commands, {envelope.id for envelope in written}
@@ -190,4 +224,8 @@ async def test_outbox_delivers_everything_written_while_the_broker_is_stopped(
     for envelope in written:
         written_order[f"1:{envelope.data['auth_id']}"].append(envelope.id)
     assert received_order == written_order
+    first_seen = list(dict.fromkeys(live_ids))
+    assert order_per_key(first_seen, written) == order_per_key(
+        [envelope.id for envelope in written], written
+    )
     assert duplicates == 0
