@@ -57,7 +57,13 @@ class Pair:
     bc_id: str
 
 
-def world(*, products: int, advertisers: int = 2, seed: int = 7) -> SandboxState:
+def world(
+    *,
+    products: int,
+    advertisers: int = 2,
+    seed: int = 7,
+    gmv_max_eligible_share: float = 0.85,
+) -> SandboxState:
     spec = WorldSpec(
         seed=seed,
         business_centers=1,
@@ -66,6 +72,7 @@ def world(*, products: int, advertisers: int = 2, seed: int = 7) -> SandboxState
         products_per_store=products,
         orphan_advertiser_share=0.0,
         shared_store_share=0.0,
+        gmv_max_eligible_share=gmv_max_eligible_share,
     )
     return SandboxState.generate(spec)
 
@@ -287,3 +294,14 @@ def expected_items(
         pair.store_id, advertiser_id=pair.advertiser_id, ad_creation_eligible=kind
     )
     return {item["item_group_id"]: item for item in items}
+
+
+async def wait_for_product_pages(
+    state: SandboxState, pages: int, *, timeout: float = 30.0
+) -> None:
+    """Wait until the sandbox has served ``pages`` product pages."""
+    for _ in range(int(timeout / 0.05)):
+        if state.counters()["calls"].get("store/product/get", 0) >= pages:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the sandbox did not serve {pages} product pages")
