@@ -11,6 +11,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PYTEST_ARGS ?=
+PACKAGES := gmv_common gmv_sandbox gmv_cli gmv_gateway gmv_metadata_sync gmv_product_sync gmv_options_cache
 
 .PHONY: help
 help: ## List every target with one line each
@@ -51,7 +52,7 @@ test: venv up ## Run the full suite against real MariaDB and Kafka
 lint: venv ## ruff format check, ruff, mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/common/src libs/cli/src services/*/src libs/tiktok-sandbox/src
+	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
 
 .PHONY: format
 format: venv ## Format and fix what ruff can

@@ -10,6 +10,7 @@ ready-to-paste curl lines.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -197,7 +198,7 @@ async def run_dev(
         await runtime.start()
         access = await _bootstrap(runtime, demo, sandbox_url)
         gateway = http_server(create_app(runtime), host, port)
-        jobs = [serve_until_stopped(gateway, stop)]
+        jobs: list[Awaitable[None]] = [serve_until_stopped(gateway, stop)]
         jobs += [load_worker(service)(runtime, stop) for service in WORKERS]
         runner = asyncio.create_task(run_all(runtime, stop, jobs))
         # uvicorn exposes only a flag for "started", no event to await.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -41,6 +41,14 @@ def install_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process stops every job on one signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
@@ -51,10 +59,7 @@ def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    # Signals are handled here, once for the whole process.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return server
+    return _Server(config)
 
 
 async def serve_until_stopped(server: uvicorn.Server, stop: asyncio.Event) -> None:
@@ -71,7 +76,7 @@ async def serve_until_stopped(server: uvicorn.Server, stop: asyncio.Event) -> No
 async def run_all(
     runtime: Runtime,
     stop: asyncio.Event,
-    jobs: list[Coroutine[Any, Any, None]],
+    jobs: list[Awaitable[None]],
 ) -> None:
     """Run the outbox relay and ``jobs`` until ``stop``; any job failing stops the process."""
     relay = OutboxRelay(
@@ -81,7 +86,7 @@ async def run_all(
         poll_seconds=runtime.settings.outbox_poll_seconds,
     )
     tasks = [asyncio.create_task(relay.run(stop))]
-    tasks += [asyncio.create_task(job) for job in jobs]
+    tasks += [asyncio.ensure_future(job) for job in jobs]
     try:
         done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())],
@@ -108,7 +113,9 @@ async def serve_service(
         from gmv_gateway.app import create_app
 
         app: Any = create_app(runtime)
-        jobs = [serve_until_stopped(http_server(app, host, port), stop)]
+        jobs: list[Awaitable[None]] = [
+            serve_until_stopped(http_server(app, host, port), stop)
+        ]
     else:
         run = load_worker(service)
         ops = http_server(create_ops_app(runtime, service), host, port)

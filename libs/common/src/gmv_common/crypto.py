@@ -79,7 +79,8 @@ class Keyring:
         return plaintext.decode()
 
     def needs_rotation(self, blob: bytes) -> bool:
-        return _HEADER.unpack_from(blob)[1] != self.active_version
+        version: int = _HEADER.unpack_from(blob)[1]
+        return version != self.active_version
 
 
 def fingerprint(secret: str) -> str:

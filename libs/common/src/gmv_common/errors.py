@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 
 class GMVError(Exception):
-    status_code: ClassVar[int] = 500
+    status_code: int = 500
     default_code: ClassVar[str] = "INTERNAL_ERROR"
     retriable: bool = False
 
