@@ -94,8 +94,8 @@ async def app(runtime: Runtime, sandbox: SandboxState) -> AsyncIterator[Any]:
         )
 
     application = create_app(runtime, tiktok_factory=factory)
-    async with LifespanManager(application) as manager:
-        yield manager.app
+    async with LifespanManager(application):
+        yield application
 
 
 @pytest.fixture
