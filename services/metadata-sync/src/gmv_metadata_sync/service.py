@@ -46,6 +46,8 @@ from gmv_metadata_sync.schemas import (
 
 log = get_logger(__name__)
 
+DEFAULT_INTERVAL_SECONDS = 1800
+
 TombstoneScope = Callable[[Key], bool]
 
 
@@ -286,7 +288,10 @@ async def fail_run(
 
 
 async def ensure_meta_schedule(
-    session: AsyncSession, binding: Binding, *, interval_seconds: int
+    session: AsyncSession,
+    binding: Binding,
+    *,
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS,
 ) -> bool:
     """Give the binding its ``ttb.sync.meta`` schedule if it has none; True if created.
 

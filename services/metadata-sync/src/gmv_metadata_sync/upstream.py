@@ -14,6 +14,7 @@ run is then ``partial`` and nothing of the failed part is tombstoned. A token pr
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -78,15 +79,25 @@ class MetaChainReader:
         self.snapshot = UpstreamSnapshot()
 
     async def read(self) -> UpstreamSnapshot:
+        """Read the chain; independent calls overlap so the budget never idles.
+
+        ``bc/get`` runs beside ``oauth2/advertiser/get``; then the ``advertiser/info``
+        batches and the per-advertiser store reads share one bounded pool.
+        """
         snapshot = self.snapshot
-        with PhaseTimer(snapshot.phase_seconds, "business_centers"):
-            await self._read_business_centers()
-        with PhaseTimer(snapshot.phase_seconds, "advertisers"):
-            await self._read_advertisers()
-        with PhaseTimer(snapshot.phase_seconds, "hydration"):
-            await self._hydrate()
-        with PhaseTimer(snapshot.phase_seconds, "stores"):
-            await self._read_stores()
+        await asyncio.gather(
+            self._timed("business_centers", self._read_business_centers()),
+            self._timed("advertisers", self._read_advertisers()),
+        )
+        work: list[Callable[[], Awaitable[None]]] = [
+            functools.partial(self._hydrate, batch)
+            for batch in batched_ids(snapshot.advertiser_ids)
+        ]
+        work += [
+            functools.partial(self._read_stores, advertiser_id)
+            for advertiser_id in snapshot.advertiser_ids
+        ]
+        await self._timed("details", self._run_bounded(work))
         log.info(
             "meta_sync.upstream_read",
             business_centers=len(snapshot.business_centers),
@@ -97,6 +108,10 @@ class MetaChainReader:
             errors=len(snapshot.errors),
         )
         return snapshot
+
+    async def _timed(self, phase: str, work: Awaitable[None]) -> None:
+        with PhaseTimer(self.snapshot.phase_seconds, phase):
+            await work
 
     async def _read_business_centers(self) -> None:
         self._checkpoint()
@@ -127,62 +142,54 @@ class MetaChainReader:
         unique = {advertiser.advertiser_id: advertiser for advertiser in advertisers}
         self.snapshot.advertisers = [unique[key] for key in sorted(unique)]
 
-    async def _hydrate(self) -> None:
-        batches = list(batched_ids(self.snapshot.advertiser_ids))
+    async def _hydrate(self, batch: list[str]) -> None:
+        self._checkpoint()
+        self.snapshot.api_calls["advertiser/info"] += 1
+        try:
+            infos = await self._client.get_advertiser_info(
+                self._credentials,
+                batch,
+                priority=self._priority,
+                fields=ADVERTISER_INFO_FIELDS,
+            )
+        except TikTokAuthError:
+            raise
+        except TikTokError as exc:
+            self._record_error("hydration", exc, batch)
+            return
+        for info in infos:
+            if info.advertiser_id in batch:
+                self.snapshot.infos[info.advertiser_id] = info
 
-        async def hydrate(batch: list[str]) -> None:
-            self._checkpoint()
-            self.snapshot.api_calls["advertiser/info"] += 1
-            try:
-                infos = await self._client.get_advertiser_info(
+    async def _read_stores(self, advertiser_id: str) -> None:
+        self._checkpoint()
+        try:
+            stores = await self._call(
+                "store/list",
+                self._client.get_stores(
                     self._credentials,
-                    batch,
+                    advertiser_id=advertiser_id,
                     priority=self._priority,
-                    fields=ADVERTISER_INFO_FIELDS,
-                )
-            except TikTokAuthError:
-                raise
-            except TikTokError as exc:
-                self._record_error("hydration", exc, batch)
-                return
-            for info in infos:
-                if info.advertiser_id in batch:
-                    self.snapshot.infos[info.advertiser_id] = info
-
-        await self._run_bounded(batches, hydrate)
-
-    async def _read_stores(self) -> None:
-        async def read(advertiser_id: str) -> None:
-            self._checkpoint()
-            try:
-                stores = await self._call(
-                    "store/list",
-                    self._client.get_stores(
+                ),
+            )
+            gmv_max = []
+            if stores:
+                gmv_max = await self._call(
+                    "gmv_max/store/list",
+                    self._client.get_gmv_max_stores(
                         self._credentials,
                         advertiser_id=advertiser_id,
                         priority=self._priority,
                     ),
                 )
-                gmv_max = []
-                if stores:
-                    gmv_max = await self._call(
-                        "gmv_max/store/list",
-                        self._client.get_gmv_max_stores(
-                            self._credentials,
-                            advertiser_id=advertiser_id,
-                            priority=self._priority,
-                        ),
-                    )
-            except TikTokAuthError:
-                raise
-            except TikTokError as exc:
-                self._record_error("stores", exc, [advertiser_id])
-                return
-            self.snapshot.stores[advertiser_id] = AdvertiserStores(
-                stores=stores, gmv_max={item.store_id: item for item in gmv_max}
-            )
-
-        await self._run_bounded(self.snapshot.advertiser_ids, read)
+        except TikTokAuthError:
+            raise
+        except TikTokError as exc:
+            self._record_error("stores", exc, [advertiser_id])
+            return
+        self.snapshot.stores[advertiser_id] = AdvertiserStores(
+            stores=stores, gmv_max={item.store_id: item for item in gmv_max}
+        )
 
     async def _call(self, endpoint: str, call: Awaitable[ItemT]) -> ItemT:
         self.snapshot.api_calls[endpoint] += 1
@@ -206,23 +213,21 @@ class MetaChainReader:
             advertiser_count=len(ids),
         )
 
-    async def _run_bounded(
-        self, items: Sequence[ItemT], work: Callable[[ItemT], Awaitable[None]]
-    ) -> None:
-        """Run ``work`` over ``items`` with at most ``concurrency`` in flight.
+    async def _run_bounded(self, work: Sequence[Callable[[], Awaitable[None]]]) -> None:
+        """Run every job of ``work`` with at most ``concurrency`` in flight, in order.
 
         The first exception (a token problem, a lost lease) stops the other workers and
         is raised.
         """
-        queue = list(reversed(items))
+        queue = list(reversed(work))
 
         async def worker() -> None:
             while queue:
-                await work(queue.pop())
+                await queue.pop()()
 
         tasks = [
             asyncio.create_task(worker())
-            for _ in range(min(self._concurrency, len(items)))
+            for _ in range(min(self._concurrency, len(work)))
         ]
         if not tasks:
             return
@@ -239,5 +244,6 @@ class MetaChainReader:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
