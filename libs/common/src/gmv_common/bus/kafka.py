@@ -77,6 +77,7 @@ class KafkaBus(Bus):
         self._producer_lock: asyncio.Lock | None = None
         self._in_doubt: dict[_Fingerprint, asyncio.Future[Any]] = {}
         self._probe: AIOKafkaClient | None = None
+        self._probe_lock: asyncio.Lock | None = None
 
     async def start(self) -> None:
         """Nothing to do: the producer starts on the first publish, consumers on their own."""
@@ -92,8 +93,10 @@ class KafkaBus(Bus):
             await probe.close()
 
     async def ping(self) -> bool:
+        if self._probe_lock is None:
+            self._probe_lock = asyncio.Lock()
         try:
-            async with asyncio.timeout(self._ping_timeout):
+            async with asyncio.timeout(self._ping_timeout), self._probe_lock:
                 if self._probe is None:
                     self._probe = await self._bootstrapped_probe()
                 await self._probe.fetch_all_metadata()
