@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from gmv_common.bus.topics import ALL_TOPICS, DEAD_LETTERS, topic_name
 from gmv_common.events import EVENT_TYPES, Envelope, EventModel
 from gmv_common.events.schemas import json_schemas
 
-EVENTS_DIR = Path(__file__).resolve().parents[3] / "docs" / "events"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+EVENTS_DIR = DOCS / "events"
+EVENTS_PAGE = DOCS / "events.md"
 ASYNCAPI = EVENTS_DIR / "asyncapi.yaml"
 PREFIX = "gmv"
 REGENERATE = "run `gmv events schemas --out docs/events` and commit the result"
@@ -109,6 +112,32 @@ def resolve(document: dict[str, Any], reference: str) -> dict[str, Any]:
     return node
 
 
+def field_type(prop: dict[str, Any]) -> str:
+    """How the field tables of docs/events.md spell a JSON Schema property's type."""
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in prop:
+        return " or ".join(field_type(option) for option in prop["anyOf"])
+    if "enum" in prop:
+        return " \\| ".join(f"`{value}`" for value in prop["enum"])
+    kind = prop.get("type", "any")
+    if kind == "string" and prop.get("format") == "date-time":
+        return "date-time"
+    if kind == "array":
+        return f"array of {field_type(prop.get('items', {}))}"
+    extra = prop.get("additionalProperties")
+    if kind == "object" and isinstance(extra, dict) and extra:
+        return f"object of {field_type(extra)}"
+    return str(kind)
+
+
+def documented_fields(page: str, event_type: str) -> list[tuple[str, str, str]]:
+    """(field, type, required) rows of the table under ``### `event_type` ``."""
+    section = page.split(f"### `{event_type}`", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| (yes|no) \|", section, re.MULTILINE)
+    return [(name, kind, required) for name, kind, required in rows]
+
+
 def example_event(event_type: str) -> EventModel:
     return EVENT_TYPES[event_type].model_validate(EXAMPLES[event_type])
 
@@ -181,6 +210,18 @@ def test_asyncapi_message_points_at_the_schema_file_and_cloudevents_headers(
         headers["properties"]
     )
     assert key["pattern"] == "^[0-9]+:[0-9]+$"
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_events_page_tables_list_every_field_with_its_type(event_type: str) -> None:
+    schema = json_schemas()[event_type]
+    required = set(schema.get("required", []))
+    expected = [
+        (name, field_type(prop), "yes" if name in required else "no")
+        for name, prop in schema["properties"].items()
+    ]
+
+    assert documented_fields(EVENTS_PAGE.read_text(), event_type) == expected
 
 
 def test_every_event_type_has_an_example() -> None:
