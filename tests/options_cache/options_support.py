@@ -75,7 +75,7 @@ async def add_business_center(
     row = BusinessCenter(
         **_scope(binding),
         bc_id=bc_id,
-        name=name or f"BC {bc_id}",
+        name=f"BC {bc_id}" if name is None else name,
         timezone="Asia/Singapore",
         country_code="SG",
         status="ENABLE",
@@ -98,8 +98,8 @@ async def add_advertiser(
         advertiser_id=advertiser_id,
         bc_id=bc_id,
         owner_bc_id=bc_id,
-        name=name or f"Advertiser {advertiser_id}",
-        display_name=name or f"Advertiser {advertiser_id}",
+        name=f"Advertiser {advertiser_id}" if name is None else name,
+        display_name=f"Advertiser {advertiser_id}" if name is None else name,
         status="STATUS_ENABLE",
         industry="Retail",
         currency="USD",
@@ -124,7 +124,7 @@ async def add_store(
     row = Store(
         **_scope(binding),
         store_id=store_id,
-        name=name or f"Store {store_id}",
+        name=f"Store {store_id}" if name is None else name,
         store_type="TIKTOK_SHOP",
         store_code=f"US{store_id[-6:]}",
         store_authorized_bc_id=bc_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -186,23 +187,24 @@ async def remove_a_bc_link(session: AsyncSession, binding: Binding) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "mutation",
-    [
-        add_an_advertiser,
-        rename_an_advertiser,
-        remove_an_advertiser,
-        add_a_store,
-        rename_a_store,
-        remove_a_store,
-        store_loses_gmv_max,
-        add_a_business_center,
-        add_a_store_link,
-        remove_a_store_link,
-        add_a_bc_link,
-        remove_a_bc_link,
-    ],
-)
+# In an order where each one still changes the document after all the earlier ones.
+MUTATIONS = [
+    add_an_advertiser,
+    rename_an_advertiser,
+    add_a_store,
+    rename_a_store,
+    store_loses_gmv_max,
+    add_a_business_center,
+    add_a_store_link,
+    remove_a_store_link,
+    add_a_bc_link,
+    remove_a_bc_link,
+    remove_an_advertiser,
+    remove_a_store,
+]
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
 async def test_etag_changes_when_synced_data_changes_after_the_first_build(
     sessionmaker: Sessions, mutation: Mutation
 ) -> None:
@@ -225,9 +227,41 @@ async def test_etag_changes_when_synced_data_changes_after_the_first_build(
         assert await options_updated_count(session, auth_id=binding.id) == 2
 
 
+@pytest.mark.mariadb
+async def test_on_mariadb_each_change_in_turn_moves_the_etag_and_version(
+    mariadb_sessionmaker: Sessions,
+) -> None:
+    binding = await seeded_binding(mariadb_sessionmaker)
+    result = await rebuild(mariadb_sessionmaker, binding, run_id=0)
+    seen = {result.etag}
+
+    for run_id, mutation in enumerate(MUTATIONS, start=1):
+        async with mariadb_sessionmaker.begin() as session:
+            await mutation(session, binding)
+        changed = await rebuild(mariadb_sessionmaker, binding, run_id=run_id)
+        same = await rebuild(mariadb_sessionmaker, binding, run_id=run_id + 100)
+
+        assert changed.changed, mutation.__name__
+        assert changed.etag not in seen, mutation.__name__
+        assert changed.version == run_id + 1
+        assert same == RebuildResult(False, changed.etag, changed.version)
+        seen.add(changed.etag)
+
+
 async def test_document_lists_live_entities_sorted_and_links_them_both_ways(
     sessionmaker: Sessions,
 ) -> None:
+    await check_document_shape(sessionmaker)
+
+
+@pytest.mark.mariadb
+async def test_on_mariadb_document_lists_live_entities_and_links_them_both_ways(
+    mariadb_sessionmaker: Sessions,
+) -> None:
+    await check_document_shape(mariadb_sessionmaker)
+
+
+async def check_document_shape(sessionmaker: Sessions) -> None:
     binding = await seeded_binding(sessionmaker)
     async with sessionmaker.begin() as session:
         await add_store(session, binding=binding, store_id="8000", bc_id="7001")
@@ -272,6 +306,57 @@ async def test_document_lists_live_entities_sorted_and_links_them_both_ways(
     assert document["stores"][2]["gmv_max_available"] is True
     assert (document["alias"], document["status"]) == ("Main account", "active")
     assert (document["version"], document["run_id"]) == (1, 5)
+
+
+AWKWARD_NAMES = [
+    'Quote " backslash \\ slash / end',
+    "Emoji 🛍️ and 中文 and é",
+    "Tab\tnew line\ncontrol \u0001",
+    "",
+]
+
+
+async def check_awkward_names_round_trip(sessionmaker: Sessions) -> None:
+    async with sessionmaker.begin() as session:
+        binding = await make_binding(session, alias=AWKWARD_NAMES[0])
+        await add_business_center(session, binding=binding, bc_id="7001")
+        for index, name in enumerate(AWKWARD_NAMES):
+            await add_advertiser(
+                session,
+                binding=binding,
+                advertiser_id=f"600{index}",
+                bc_id="7001",
+                name=name,
+            )
+            await add_store(
+                session,
+                binding=binding,
+                store_id=f"800{index}",
+                bc_id="7001",
+                name=name,
+            )
+    first = await rebuild(sessionmaker, binding)
+
+    document = orjson.loads((await stored(sessionmaker, binding)).body)
+    again = await rebuild(sessionmaker, binding)
+
+    assert [a["name"] for a in document["advertisers"]] == AWKWARD_NAMES
+    assert [s["name"] for s in document["stores"]] == AWKWARD_NAMES
+    assert document["alias"] == AWKWARD_NAMES[0]
+    assert again == RebuildResult(changed=False, etag=first.etag, version=1)
+
+
+async def test_names_with_quotes_escapes_and_emoji_survive_exactly(
+    sessionmaker: Sessions,
+) -> None:
+    await check_awkward_names_round_trip(sessionmaker)
+
+
+@pytest.mark.mariadb
+async def test_on_mariadb_names_with_quotes_escapes_and_emoji_survive_exactly(
+    mariadb_sessionmaker: Sessions,
+) -> None:
+    await check_awkward_names_round_trip(mariadb_sessionmaker)
 
 
 async def test_links_to_tombstoned_entities_are_left_out(
@@ -406,6 +491,7 @@ async def test_served_bytes_hash_to_the_etag_and_carry_the_version(
     assert document["version"] == options.version == 1
     assert document["run_id"] == options.run_id == 3
     assert options.body == orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    assert gzip.decompress(options.gzip_body) == options.body
 
 
 async def test_load_options_of_a_binding_without_document_is_none(
@@ -443,6 +529,7 @@ def stored_with_etag(etag: str) -> StoredOptions:
         workspace_id=1,
         auth_id=2,
         body=b"{}",
+        gzip_body=gzip.compress(b"{}"),
         etag=etag,
         version=1,
         run_id=None,

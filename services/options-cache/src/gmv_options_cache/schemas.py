@@ -90,11 +90,17 @@ class RebuildResult:
 
 @dataclass(frozen=True, slots=True)
 class StoredOptions:
-    """A stored document: ``body`` is the exact bytes to serve under ``etag``."""
+    """A stored document: ``body`` is the exact bytes to serve under ``etag``.
+
+    ``gzip_body`` is ``body`` gzip-compressed, for ``Content-Encoding: gzip``; a strong ETag
+    names one representation, so a gzip response should carry a tag of its own (for example
+    the ETag with ``-gzip`` before the closing quote, as Apache httpd does).
+    """
 
     workspace_id: int
     auth_id: int
     body: bytes
+    gzip_body: bytes
     etag: str
     version: int
     run_id: int | None

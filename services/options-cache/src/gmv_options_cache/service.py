@@ -26,12 +26,20 @@ byte strings (content going A → B → A gets a third ETag, because its version
 
 Serialization is deterministic: orjson with sorted keys, every list sorted by id.
 The ETag is ``"`` + the first 32 hex digits of the SHA-256 of the bytes + ``"``.
+
+Storage: ``gmvmax_options.document`` holds the document gzip-compressed (a 1,000-advertiser
+binding: about 1 MB of JSON, 90 KB stored). Writing and reading a tenth of the bytes is what
+keeps a rebuild fast on MariaDB, where the driver escapes every byte of a parameter in Python.
+``load_options`` returns both forms: ``body`` (the JSON the ETag hashes) and ``gzip_body``
+(ready for a client that sends ``Accept-Encoding: gzip``).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -53,6 +61,8 @@ from gmv_options_cache.schemas import RebuildResult, StoredOptions
 
 log = get_logger(__name__)
 
+GZIP_LEVEL = 1
+
 # Fields that describe where the content came from; they are not part of the content.
 ORIGIN_FIELDS = ("version", "synced_at", "run_id")
 
@@ -61,59 +71,28 @@ def serialize(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
+def pack(body: bytes) -> bytes:
+    """What is stored: gzip at a fast level, without a timestamp (same bytes, same result)."""
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def unpack(stored: bytes) -> bytes:
+    return gzip.decompress(stored)
+
+
 def etag_for(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def build_content(binding: BindingState, snapshot: BindingSnapshot) -> dict[str, Any]:
     """The document without its origin fields, as JSON-ready values."""
-    bcs = sorted(
-        (
-            {
-                "bc_id": row.bc_id,
-                "name": row.name,
-                "timezone": row.timezone,
-                "country_code": row.country_code,
-                "status": row.status,
-            }
-            for row in snapshot.business_centers
-        ),
-        key=lambda item: item["bc_id"],
-    )
-    advertisers = sorted(
-        (
-            {
-                "advertiser_id": row.advertiser_id,
-                "name": row.name,
-                "display_name": row.display_name,
-                "status": row.status,
-                "industry": row.industry,
-                "currency": row.currency,
-                "timezone": row.timezone,
-                "display_timezone": row.display_timezone,
-                "country_code": row.country_code,
-                "bc_id": row.bc_id or row.owner_bc_id,
-            }
-            for row in snapshot.advertisers
-        ),
-        key=lambda item: item["advertiser_id"],
-    )
-    stores = sorted(
-        (
-            {
-                "store_id": row.store_id,
-                "name": row.name,
-                "store_type": row.store_type,
-                "store_code": row.store_code,
-                "status": row.status,
-                "store_authorized_bc_id": row.store_authorized_bc_id,
-                "bc_id": row.bc_id,
-                "gmv_max_available": row.gmv_max_available,
-            }
-            for row in snapshot.stores
-        ),
-        key=lambda item: item["store_id"],
-    )
+    bcs = sorted(snapshot.business_centers, key=itemgetter("bc_id"))
+    advertisers = sorted(snapshot.advertisers, key=itemgetter("advertiser_id"))
+    stores = sorted(snapshot.stores, key=itemgetter("store_id"))
+    for store in stores:
+        # Booleans arrive as 0/1 from both databases.
+        available = store["gmv_max_available"]
+        store["gmv_max_available"] = None if available is None else bool(available)
     return {
         "workspace_id": binding.workspace_id,
         "auth_id": binding.auth_id,
@@ -138,20 +117,17 @@ def _links(
 
     bc_to_advertisers: dict[str, set[str]] = {bc_id: set() for bc_id in bc_ids}
     # An advertiser's own center counts even when no link row was recorded for it.
-    filed_under = (
-        (item["bc_id"], item["advertiser_id"]) for item in advertisers if item["bc_id"]
-    )
-    linked = ((row.bc_id, row.advertiser_id) for row in snapshot.bc_advertiser_links)
-    for bc_id, advertiser_id in (*filed_under, *linked):
+    filed_under = [[item["bc_id"], item["advertiser_id"]] for item in advertisers]
+    for bc_id, advertiser_id in filed_under + snapshot.bc_advertiser_links:
         if bc_id in bc_ids and advertiser_id in advertiser_ids:
             bc_to_advertisers[bc_id].add(advertiser_id)
 
     advertiser_to_stores: dict[str, set[str]] = {a: set() for a in advertiser_ids}
     store_to_advertisers: dict[str, set[str]] = {s: set() for s in store_ids}
-    for row in snapshot.advertiser_store_links:
-        if row.advertiser_id in advertiser_ids and row.store_id in store_ids:
-            advertiser_to_stores[row.advertiser_id].add(row.store_id)
-            store_to_advertisers[row.store_id].add(row.advertiser_id)
+    for advertiser_id, store_id in snapshot.advertiser_store_links:
+        if advertiser_id in advertiser_ids and store_id in store_ids:
+            advertiser_to_stores[advertiser_id].add(store_id)
+            store_to_advertisers[store_id].add(advertiser_id)
 
     return {
         "bc_to_advertisers": _sorted_map(bc_to_advertisers),
@@ -198,7 +174,10 @@ async def rebuild_options(
     stored = await repository.get_options(
         session, workspace_id=workspace_id, auth_id=auth_id
     )
-    if stored is not None and content_of(orjson.loads(stored.document)) == content:
+    if (
+        stored is not None
+        and content_of(orjson.loads(unpack(stored.document))) == content
+    ):
         log.info("options.unchanged", version=stored.version, etag=stored.etag)
         return RebuildResult(changed=False, etag=stored.etag, version=stored.version)
 
@@ -219,7 +198,7 @@ async def rebuild_options(
         stored,
         workspace_id=workspace_id,
         auth_id=auth_id,
-        document=body,
+        document=pack(body),
         etag=etag,
         version=version,
         run_id=run_id,
@@ -274,7 +253,8 @@ async def load_options(
     return StoredOptions(
         workspace_id=row.workspace_id,
         auth_id=row.auth_id,
-        body=row.document,
+        body=unpack(row.document),
+        gzip_body=row.document,
         etag=row.etag,
         version=row.version,
         run_id=row.run_id,
