@@ -281,3 +281,27 @@ async def test_overlong_upstream_name_is_cut_to_its_column(
     row = (await _graph(sqlite_runtime, binding))["advertisers"][advertiser_id]
     assert row.name == "N" * 255
     assert "write" in run.stats["phase_seconds"]
+
+
+async def test_failed_hydration_batch_keeps_what_was_known(
+    sqlite_runtime: Runtime, binding: SandboxBinding, worker: MetaSyncWorker
+) -> None:
+    await sync_once(worker, binding)
+    before = (await _graph(sqlite_runtime, binding))["advertisers"]
+    renamed = sorted(binding.state.world.advertisers)[0]
+    binding.state.update_advertiser(renamed, name="Not read this time")
+    binding.state.add_fault(
+        FaultRule(
+            endpoint="advertiser/info", error_code=40001, error_rate=1.0, remaining=1
+        )
+    )
+
+    run = await sync_once(worker, binding)
+
+    assert run.status == "partial"
+    assert [e["phase"] for e in run.stats["errors"]] == ["hydration"]
+    assert run.stats["entities"]["advertisers"]["removed"] == 0
+    after = (await _graph(sqlite_runtime, binding))["advertisers"]
+    assert set(after) == set(before)
+    assert after[renamed].name == before[renamed].name
+    assert after[renamed].timezone == before[renamed].timezone
