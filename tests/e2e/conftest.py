@@ -6,11 +6,12 @@ Stacks of processes come from ``e2e_support.open_stack`` in module-scoped fixtur
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from e2e_support import Stack, open_stack
+from e2e_support import REPO_ROOT, Stack, open_stack
 
 _FIGURES: list[tuple[str, str, Any]] = []
 
@@ -34,7 +35,12 @@ def figures(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
 
 
 @pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """One stack of processes for the whole e2e run (starting one costs ~30 s here)."""
-    async with open_stack(tmp_path_factory.mktemp("stack")) as started:
+async def stack() -> AsyncIterator[Stack]:
+    """One stack of processes for the whole e2e run (starting one costs ~30 s here).
+
+    Process logs stay in ``.local/e2e/<run>/`` (ignored by git) for a look after a failure.
+    """
+    log_dir = REPO_ROOT / ".local" / "e2e" / time.strftime("%Y%m%d-%H%M%S")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    async with open_stack(log_dir) as started:
         yield started

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import os
 import signal
@@ -178,13 +179,13 @@ class Process:
 
 @dataclass
 class SandboxWorld:
-    """The generated TikTok world; large stores so a paced product run takes seconds."""
+    """The generated TikTok world shared by the suite (one page of products a store)."""
 
     seed: int = 11
     business_centers: int = 3
     advertisers: int = 24
     stores_per_advertiser: int = 1
-    products_per_store: int = 900
+    products_per_store: int = 40
     qps: int = 0
 
     def argv(self, port: int) -> list[str]:
@@ -246,6 +247,10 @@ class Sandbox:
 
     async def clear_faults(self) -> None:
         await self.admin("DELETE", "/faults")
+
+    async def advertiser_ids(self) -> list[str]:
+        advertisers = await self.admin("GET", "/advertisers")
+        return sorted(item["advertiser_id"] for item in advertisers)
 
     async def snapshot(self, *, access_token: str, products: bool = False) -> Any:
         params: dict[str, Any] = {"access_token": access_token}
@@ -365,6 +370,22 @@ class Stack:
         self.services[name].stop()
         self.services[name].start()
         await self.wait_healthy(name)
+
+    async def reconfigure(self, env: dict[str, str]) -> None:
+        """Change environment variables of every service and restart them all."""
+        self.extra_env.update(env)
+        self.settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            **{
+                **{key.lower(): value for key, value in self.env().items()},
+                "cors_origins": [SPA_ORIGIN],
+            },
+        )
+        for process in self.services.values():
+            process.env.update(env)
+            process.stop()
+        for name in ALL_SERVICES:
+            await self.start_service(name)
 
     async def start_service(self, name: str) -> None:
         if not self.services[name].running:
@@ -648,3 +669,39 @@ async def open_stack(
     finally:
         await stack.close()
         await root.drop_mariadb_database(database_url)
+
+
+async def table_checksums(
+    stack: Stack, *, volatile: dict[str, set[str]]
+) -> dict[str, str]:
+    """A SHA-256 of every table's rows (order-free), without the ``volatile`` columns."""
+    checksums: dict[str, str] = {}
+    for (table,) in await stack.rows("SHOW TABLES"):
+        if "*" in volatile.get(table, set()):
+            continue
+        columns = [
+            row[0]
+            for row in await stack.rows(f"SHOW COLUMNS FROM `{table}`")
+            if row[0] not in volatile.get(table, set())
+        ]
+        selected = ", ".join(f"`{column}`" for column in columns)
+        rows = sorted(
+            repr(tuple(r))
+            for r in await stack.rows(f"SELECT {selected} FROM `{table}`")
+        )
+        digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+        checksums[table] = f"{len(rows)}:{digest[:16]}"
+    return checksums
+
+
+def consumer_lag(group: str, topic_prefix: str) -> int | None:
+    """The group's total lag on the prefix's topics (None while it has no offsets there)."""
+    output = run_script("kafka-cli", "consumer-groups", "--describe", "--group", group)
+    lag = 0
+    seen = False
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1].startswith(topic_prefix + "."):
+            seen = True
+            lag += int(fields[5]) if fields[5].isdigit() else 0
+    return lag if seen else None

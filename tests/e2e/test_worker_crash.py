@@ -1,10 +1,10 @@
 """A sync worker killed with SIGKILL in the middle of a run: the run still ends, exactly once.
 
-Runs on the shared stack (24 advertisers, 900 products a store). The app's QPS budget is
-lowered so a run lasts several seconds; the worker process is killed once the sandbox has
-served part of the run. The run's lease (4 s here) expires, the stale run is dispatched
-again, and the restarted worker finishes it. Data must equal the sandbox's, no natural key
-may appear twice, and no run may stay ``running``.
+Runs on the shared stack (24 advertisers; the product run reads a store of 1,500 products).
+The app's QPS budget is lowered so a run lasts several seconds; the worker process is killed
+once the sandbox has served part of the run. The run's lease (4 s here) expires, the stale
+run is dispatched again, and the restarted worker finishes it. Data must equal the
+sandbox's, no natural key may appear twice, and no run may stay ``running``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ async def _kill_mid_run(
 async def test_meta_worker_killed_mid_run_finishes_after_restart(
     stack: Stack, tenant: Tenant, figures: Callable[[str, Any], None]
 ) -> None:
-    await stack.set_provider_qps(4)
+    await stack.set_provider_qps(6)
     before = await _calls(stack, "store/list")
     auth_id, run_id = await stack.connect_binding(tenant)
     assert run_id is not None
@@ -73,7 +73,7 @@ async def test_meta_worker_killed_mid_run_finishes_after_restart(
     killed_at = await _kill_mid_run(
         stack, auth_id, "metadata-sync", "store/list", before + 4
     )
-    run = await stack.wait_finished(tenant, auth_id, run_id, timeout=120)
+    run = await stack.wait_finished(tenant, auth_id, run_id, timeout=180)
 
     figures(
         "meta_run_finished_seconds_after_kill", round(time.monotonic() - killed_at, 1)
@@ -96,10 +96,17 @@ async def test_product_worker_killed_mid_run_finishes_after_restart(
     stack: Stack, tenant: Tenant, figures: Callable[[str, Any], None]
 ) -> None:
     await stack.set_provider_qps(1000)
-    auth_id, run_id = await stack.connect_binding(tenant)
+    advertiser_id = (await stack.sandbox.advertiser_ids())[-1]
+    big_store = await stack.sandbox.admin(
+        "POST", "/stores", json={"advertiser_id": advertiser_id, "products": 1500}
+    )
+    store_id = big_store["store_id"]
+    auth_id, run_id = await stack.connect_binding(
+        tenant, advertiser_ids=[advertiser_id]
+    )
     assert run_id is not None
     await stack.wait_finished(tenant, auth_id, run_id)
-    advertiser_id, store_id = (await store_pairs(stack, auth_id))[0]
+    assert (advertiser_id, store_id) in await store_pairs(stack, auth_id)
     await stack.set_provider_qps(2)
     before = await _calls(stack, "store/product/get")
 
@@ -113,7 +120,7 @@ async def test_product_worker_killed_mid_run_finishes_after_restart(
     killed_at = await _kill_mid_run(
         stack, auth_id, "product-sync", "store/product/get", before + 3
     )
-    run = await stack.wait_finished(tenant, auth_id, product_run, timeout=120)
+    run = await stack.wait_finished(tenant, auth_id, product_run, timeout=180)
 
     figures(
         "product_run_finished_seconds_after_kill",
