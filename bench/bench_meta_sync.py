@@ -1,11 +1,12 @@
 """Meta sync pacing: one binding with 1,000 advertisers synced at the app budget of 10 QPS.
 
 Creates a database of its own on the MariaDB of ``GMV_BENCH_DATABASE_URL`` (else
-``GMV_TEST_DATABASE_URL``, else the local test server), serves the TikTok sandbox over
-real HTTP on loopback (its own thread and event loop) with the app limited to 10 QPS (it
-answers 40100 above that), and runs one scheduled meta sync (bulk priority) through the
-production path: ``MetaSyncWorker`` with the client ``build_tiktok_client`` makes, on the
-shared database rate limiter, writes on MariaDB, the run's event in the outbox.
+``GMV_TEST_DATABASE_URL``, else the local test server), starts the TikTok sandbox as a
+process of its own (``python -m gmv_sandbox``) serving HTTP on loopback, with the app
+limited to 10 QPS (it answers 40100 above that), and runs one scheduled meta sync (bulk
+priority) through the production path: ``MetaSyncWorker`` with the client that
+``build_tiktok_client`` makes, on the shared database rate limiter, writes on MariaDB,
+the run's event in the outbox.
 
 The floor for a run is its number of TikTok calls divided by the budget (10 per second).
 Goal: the run takes at most 110% of that floor. Prints calls, seconds and the ratio, and
@@ -21,12 +22,15 @@ import asyncio
 import json
 import os
 import platform
+import socket
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy.engine import make_url
 
 from gmv_common.bindings import build_rate_limiter
@@ -44,9 +48,6 @@ from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_common.sync.runs import request_meta_sync
 from gmv_metadata_sync.worker import MetaSyncWorker, WorkerConfig
-from gmv_sandbox.server import SandboxServer, serve_in_thread
-from gmv_sandbox.state import SandboxState
-from gmv_sandbox.world import WorldSpec
 
 RESULTS = Path(__file__).parent / "results" / "meta_sync.json"
 DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
@@ -79,32 +80,91 @@ async def drop_database(server_url: str, url: str) -> None:
         await engine.dispose()
 
 
+class SandboxProcess:
+    """``python -m gmv_sandbox`` on a free loopback port, driven through its admin API."""
+
+    def __init__(self, *, advertisers: int, qps: float) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_base_url = f"{self.base_url}/open_api/v1.3/"
+        self._command = [
+            sys.executable,
+            "-m",
+            "gmv_sandbox",
+            "--port",
+            str(self.port),
+            "--seed",
+            "7",
+            "--business-centers",
+            str(BUSINESS_CENTERS),
+            "--advertisers",
+            str(advertisers),
+            "--qps",
+            str(int(qps)),
+            "--log-level",
+            "warning",
+        ]
+        self._process: asyncio.subprocess.Process | None = None
+        self.admin = httpx.AsyncClient(base_url=f"{self.base_url}/_sandbox")
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            *self._command,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if (await self.admin.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError("the sandbox process did not start")
+
+    async def stop(self) -> None:
+        await self.admin.aclose()
+        if self._process is not None:
+            self._process.terminate()
+            await asyncio.wait_for(self._process.wait(), timeout=10)
+
+    async def admin_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.admin.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
 async def seed_binding(
-    runtime: Runtime, server: SandboxServer, *, qps: float
-) -> tuple[int, int, str]:
-    """A sandbox app limited to ``qps``, its token, and the binding rows holding it."""
-    state = server.state
-    sandbox_app = state.create_app(qps=int(qps))
-    token = state.issue_token(sandbox_app.app_id)
+    runtime: Runtime, sandbox: SandboxProcess, *, qps: float
+) -> tuple[int, int]:
+    """The sandbox's app and a new token of it, and the binding rows holding them."""
+    (sandbox_app,) = await sandbox.admin_json("GET", "/apps")
+    token = await sandbox.admin_json(
+        "POST", "/tokens", json={"app_id": sandbox_app["app_id"]}
+    )
     keyring: Keyring = runtime.keyring
     async with runtime.sessionmaker.begin() as session:
         workspace = Workspace(name="Bench agency")
         secret_cipher, key_version = keyring.encrypt(
-            sandbox_app.secret, associated_data=app_secret_context(sandbox_app.app_id)
+            sandbox_app["secret"],
+            associated_data=app_secret_context(sandbox_app["app_id"]),
         )
         app = ProviderApp(
-            app_id=sandbox_app.app_id,
+            app_id=sandbox_app["app_id"],
             name="Bench app",
             secret_cipher=secret_cipher,
             key_version=key_version,
             redirect_uri="http://127.0.0.1:8000/callback",
-            api_base_url=server.api_base_url,
+            api_base_url=sandbox.api_base_url,
             qps_limit=qps,
         )
         session.add_all([workspace, app])
         await session.flush()
         token_cipher, token_version = keyring.encrypt(
-            token.access_token,
+            token["access_token"],
             associated_data=binding_token_context(workspace.id, app.id),
         )
         binding = Binding(
@@ -113,12 +173,12 @@ async def seed_binding(
             alias="Bench binding",
             access_token_cipher=token_cipher,
             key_version=token_version,
-            token_fingerprint=fingerprint(token.access_token),
+            token_fingerprint=fingerprint(token["access_token"]),
             status="active",
         )
         session.add(binding)
         await session.flush()
-        return workspace.id, binding.id, sandbox_app.app_id
+        return workspace.id, binding.id
 
 
 async def run(server_url: str, advertisers: int, qps: float) -> dict[str, Any]:
@@ -142,24 +202,18 @@ async def run(server_url: str, advertisers: int, qps: float) -> dict[str, Any]:
 
 
 async def _measure(runtime: Runtime, advertisers: int, qps: float) -> dict[str, Any]:
-    state = SandboxState.generate(
-        WorldSpec(seed=7, business_centers=BUSINESS_CENTERS, advertisers=advertisers)
-    )
-    server = serve_in_thread(state)
+    sandbox = SandboxProcess(advertisers=advertisers, qps=qps)
+    await sandbox.start()
     try:
-        return await _sync_once(runtime, server, state, advertisers, qps)
+        return await _sync_once(runtime, sandbox, advertisers, qps)
     finally:
-        server.stop()
+        await sandbox.stop()
 
 
 async def _sync_once(
-    runtime: Runtime,
-    server: SandboxServer,
-    state: SandboxState,
-    advertisers: int,
-    qps: float,
+    runtime: Runtime, sandbox: SandboxProcess, advertisers: int, qps: float
 ) -> dict[str, Any]:
-    workspace_id, auth_id, _ = await seed_binding(runtime, server, qps=qps)
+    workspace_id, auth_id = await seed_binding(runtime, sandbox, qps=qps)
     limiter = build_rate_limiter(runtime.sessionmaker, runtime.settings)
     worker = MetaSyncWorker(
         sessionmaker=runtime.sessionmaker,
@@ -177,7 +231,7 @@ async def _sync_once(
             topic_prefix=runtime.settings.kafka_topic_prefix,
         )
         run_id = request.run.id
-    state.reset_counters()
+    await sandbox.admin_json("POST", "/counters/reset")
 
     started = time.perf_counter()
     task = await worker.submit(run_id)
@@ -189,7 +243,8 @@ async def _sync_once(
     async with runtime.sessionmaker() as session:
         sync_run = await session.get(SyncRun, run_id)
     assert sync_run is not None
-    counters = state.counters()
+    counters = await sandbox.admin_json("GET", "/counters")
+    world = await sandbox.admin_json("GET", "/world")
     upstream_calls = int(counters["total_calls"])
     throttled = int(counters["total_throttled"])
     max_qps = max((app["max_qps"] for app in counters["apps"].values()), default=0)
@@ -203,11 +258,11 @@ async def _sync_once(
         "world": {
             "business_centers": BUSINESS_CENTERS,
             "advertisers": advertisers,
-            "stores": len(state.world.stores),
+            "stores": world["stats"].get("stores"),
         },
         "qps": qps,
         "priority": "bulk (scheduled run)",
-        "transport": "HTTP on loopback to the sandbox in its own thread",
+        "transport": "HTTP on loopback to the sandbox in its own process",
         "run_status": sync_run.status,
         "calls": calls,
         "calls_by_endpoint": {
