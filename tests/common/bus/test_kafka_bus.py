@@ -14,7 +14,11 @@ from prometheus_client import REGISTRY
 
 from gmv_common.bus import topics
 from gmv_common.bus.base import TopicSpec
-from gmv_common.bus.kafka import KafkaBus, KafkaUnavailableError
+from gmv_common.bus.kafka import (
+    ConsumerGroupActiveError,
+    KafkaBus,
+    KafkaUnavailableError,
+)
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 
@@ -207,3 +211,25 @@ async def test_a_kafka_runtime_creates_every_topic_of_its_prefix(
     assert runtime.bus.delivery_timeout == 7.5
     assert counts == dict.fromkeys(names, 3)
     assert ready
+
+
+@pytest.mark.kafka
+async def test_resetting_a_group_with_a_running_member_is_refused_clearly(
+    kafka: KafkaBus, prefix: str
+) -> None:
+    topic, group = f"{prefix}.events", f"{prefix}.busy"
+    await kafka.ensure_topics([TopicSpec(topic, partitions=2)])
+    member = kafka.consumer(group, [topic])
+    await member.start()
+    try:
+        async with asyncio.timeout(30):
+            while not member.assigned():
+                await member.getmany(timeout=0.1)
+        with pytest.raises(ConsumerGroupActiveError, match="still has members"):
+            await kafka.reset_group(group, topic, wait_seconds=1.0)
+    finally:
+        await member.stop()
+    try:
+        await kafka.reset_group(group, topic, wait_seconds=10.0)
+    finally:
+        await kafka.delete_topics([topic])

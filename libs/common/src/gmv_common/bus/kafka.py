@@ -36,7 +36,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Gauge
 
 from gmv_common.bus.base import Bus, Consumer, Message, TopicSpec
-from gmv_common.errors import UnavailableError
+from gmv_common.errors import ConflictError, UnavailableError
 from gmv_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -52,6 +52,12 @@ _Fingerprint = tuple[str, str, bytes, tuple[tuple[str, str], ...]]
 
 class KafkaUnavailableError(UnavailableError):
     """The broker did not answer in time; retriable."""
+
+
+class ConsumerGroupActiveError(ConflictError):
+    """Offsets of a group with running members cannot be reset from outside."""
+
+    default_code = "CONSUMER_GROUP_ACTIVE"
 
 
 class KafkaBus(Bus):
@@ -293,10 +299,13 @@ class KafkaBus(Bus):
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
         return KafkaConsumer(self, group, list(topics))
 
-    async def reset_group(self, group: str, topic: str, offset: int = 0) -> None:
+    async def reset_group(
+        self, group: str, topic: str, offset: int = 0, *, wait_seconds: float = 15.0
+    ) -> None:
         """Set the group's committed offset of every partition of ``topic`` (for replays).
 
-        Like the Kafka CLI, this needs the group to have no running member.
+        Like the Kafka CLI, this needs a group without running members; a member that is still
+        leaving is waited for up to ``wait_seconds``, then ``ConsumerGroupActiveError``.
         """
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,
@@ -308,10 +317,28 @@ class KafkaBus(Bus):
             (description,) = await admin.describe_topics([topic])
         finally:
             await admin.close()
-        partitions = [
-            TopicPartition(topic, partition["partition"])
+        offsets = {
+            TopicPartition(topic, partition["partition"]): offset
             for partition in description["partitions"]
-        ]
+        }
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            try:
+                await self._commit_as_outsider(group, offsets)
+                break
+            except CommitFailedError as exc:
+                # The broker refuses commits from outside the group while it has members.
+                if _remaining(deadline) <= 0:
+                    raise ConsumerGroupActiveError(
+                        f"consumer group {group} still has members; stop them first",
+                        details={"group": group, "topic": topic},
+                    ) from exc
+                await asyncio.sleep(0.5)
+        log.info("kafka.group_reset", group=group, topic=topic, offset=offset)
+
+    async def _commit_as_outsider(
+        self, group: str, offsets: dict[TopicPartition, int]
+    ) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=f"{self.client_id}-reset",
@@ -321,11 +348,10 @@ class KafkaBus(Bus):
         )
         await consumer.start()
         try:
-            consumer.assign(partitions)
-            await consumer.commit({tp: offset for tp in partitions})
+            consumer.assign(list(offsets))
+            await consumer.commit(offsets)
         finally:
             await consumer.stop()
-        log.info("kafka.group_reset", group=group, topic=topic, offset=offset)
 
 
 class KafkaConsumer(Consumer):
