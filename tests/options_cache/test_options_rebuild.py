@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -553,3 +553,26 @@ def stored_with_etag(etag: str) -> StoredOptions:
 )
 def test_if_none_match_names_the_document(header: str | None, matches: bool) -> None:
     assert stored_with_etag('"abc"').matches(header) is matches
+
+
+async def test_sync_time_in_another_zone_does_not_make_the_next_rebuild_a_change(
+    sessionmaker: Sessions,
+) -> None:
+    binding = await seeded_binding(sessionmaker)
+    singapore = timezone(timedelta(hours=8))
+    finished = datetime(2026, 12, 2, 16, 0, 0, 500, tzinfo=singapore)
+    async with sessionmaker.begin() as session:
+        first = await rebuild_options(
+            session,
+            workspace_id=binding.workspace_id,
+            auth_id=binding.id,
+            run_id=1,
+            synced_at=finished,
+            topic_prefix=PREFIX,
+        )
+
+    again = await rebuild(sessionmaker, binding, run_id=2)
+
+    assert again == RebuildResult(changed=False, etag=first.etag, version=1)
+    document = orjson.loads((await stored(sessionmaker, binding)).body)
+    assert document["synced_at"] == "2026-12-02T08:00:00.000500+00:00"

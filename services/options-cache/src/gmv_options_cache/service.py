@@ -9,7 +9,8 @@ both live, so every id in ``links`` resolves to an entry of a list.
 How "same content, same ETag" holds although the document carries a version:
 
 - The *content* is everything but ``version``, ``synced_at`` and ``run_id``. A rebuild builds
-  the content from the database and compares it with the content of the stored document.
+  the content from the database and renders it with the stored document's origin fields: if
+  that gives the stored bytes, the content is the same (and only then).
 - Equal content: nothing is written, no event is sent; the stored bytes, ETag and version stay.
   A replayed or repeated sync event therefore changes nothing.
 - Different content: ``version`` becomes the stored version + 1; ``run_id`` and ``synced_at``
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -46,6 +47,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gmv_common.db.base import utcnow
+from gmv_common.db.models import GmvMaxOptions
 from gmv_common.errors import NotFoundError
 from gmv_common.events.schemas import (
     BindingChanged,
@@ -62,9 +64,6 @@ from gmv_options_cache.schemas import RebuildResult, StoredOptions
 log = get_logger(__name__)
 
 GZIP_LEVEL = 1
-
-# Fields that describe where the content came from; they are not part of the content.
-ORIGIN_FIELDS = ("version", "synced_at", "run_id")
 
 
 def serialize(document: dict[str, Any]) -> bytes:
@@ -140,8 +139,19 @@ def _sorted_map(mapping: dict[str, set[str]]) -> dict[str, list[str]]:
     return {key: sorted(mapping[key]) for key in sorted(mapping)}
 
 
-def content_of(document: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in document.items() if key not in ORIGIN_FIELDS}
+def render(
+    content: dict[str, Any],
+    *,
+    version: int,
+    synced_at: datetime | None,
+    run_id: int | None,
+) -> bytes:
+    """The document's bytes: the content plus its origin fields."""
+    if synced_at is not None:
+        synced_at = synced_at.astimezone(UTC)
+    return serialize(
+        {**content, "version": version, "synced_at": synced_at, "run_id": run_id}
+    )
 
 
 async def rebuild_options(
@@ -174,30 +184,60 @@ async def rebuild_options(
     stored = await repository.get_options(
         session, workspace_id=workspace_id, auth_id=auth_id
     )
-    if (
-        stored is not None
-        and content_of(orjson.loads(unpack(stored.document))) == content
-    ):
-        log.info("options.unchanged", version=stored.version, etag=stored.etag)
-        return RebuildResult(changed=False, etag=stored.etag, version=stored.version)
+
+    if stored is not None:
+        # Same content under the stored origin renders the stored bytes exactly.
+        unchanged = render(
+            content,
+            version=stored.version,
+            synced_at=stored.synced_at,
+            run_id=stored.run_id,
+        )
+        if unchanged == unpack(stored.document):
+            log.info("options.unchanged", version=stored.version, etag=stored.etag)
+            return RebuildResult(
+                changed=False, etag=stored.etag, version=stored.version
+            )
+        if run_id is None and synced_at is None:
+            # Not prompted by a sync (alias, status, a manual rebuild): the synced data is
+            # still that of the last sync known, so its origin stays.
+            run_id, synced_at = stored.run_id, stored.synced_at
+    elif run_id is None and synced_at is None:
+        synced_at = binding.last_meta_sync_at
 
     version = stored.version + 1 if stored is not None else 1
-    if run_id is None and synced_at is None:
-        # Not prompted by a sync (alias, status, a manual rebuild): the synced data is still
-        # that of the last sync known, so its origin stays.
-        run_id = stored.run_id if stored is not None else None
-        synced_at = (
-            stored.synced_at if stored is not None else binding.last_meta_sync_at
-        )
-    body = serialize(
-        {**content, "version": version, "synced_at": synced_at, "run_id": run_id}
+    body = render(content, version=version, synced_at=synced_at, run_id=run_id)
+    return await _store_changed(
+        session,
+        stored,
+        binding,
+        body=body,
+        version=version,
+        run_id=run_id,
+        synced_at=synced_at,
+        topic_prefix=topic_prefix,
+        counts={key: len(content[key]) for key in ("bcs", "advertisers", "stores")},
     )
+
+
+async def _store_changed(
+    session: AsyncSession,
+    stored: GmvMaxOptions | None,
+    binding: BindingState,
+    *,
+    body: bytes,
+    version: int,
+    run_id: int | None,
+    synced_at: datetime | None,
+    topic_prefix: str,
+    counts: dict[str, int],
+) -> RebuildResult:
     etag = etag_for(body)
     await repository.save_options(
         session,
         stored,
-        workspace_id=workspace_id,
-        auth_id=auth_id,
+        workspace_id=binding.workspace_id,
+        auth_id=binding.auth_id,
         document=pack(body),
         etag=etag,
         version=version,
@@ -208,8 +248,8 @@ async def rebuild_options(
     enqueue(
         session,
         OptionsUpdated(
-            workspace_id=workspace_id,
-            auth_id=auth_id,
+            workspace_id=binding.workspace_id,
+            auth_id=binding.auth_id,
             etag=etag,
             version=version,
             run_id=run_id,
@@ -218,13 +258,7 @@ async def rebuild_options(
         topic_prefix=topic_prefix,
     )
     log.info(
-        "options.changed",
-        version=version,
-        etag=etag,
-        size_bytes=len(body),
-        bcs=len(content["bcs"]),
-        advertisers=len(content["advertisers"]),
-        stores=len(content["stores"]),
+        "options.changed", version=version, etag=etag, size_bytes=len(body), **counts
     )
     return RebuildResult(changed=True, etag=etag, version=version)
 
