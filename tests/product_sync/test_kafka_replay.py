@@ -89,7 +89,7 @@ class Service:
         await asyncio.gather(*self._tasks)
 
 
-async def wait_finished(runtime: Runtime, run_id: int, timeout: float = 60) -> SyncRun:
+async def wait_finished(runtime: Runtime, run_id: int, timeout: float = 120) -> SyncRun:
     async with asyncio.timeout(timeout):
         while True:
             async with runtime.sessionmaker() as session:
@@ -150,7 +150,7 @@ async def test_command_through_kafka_syncs_and_replaying_the_topic_changes_nothi
         await bus.publish(commands_topic, message.key, message.value, message.headers)
     service.slots_taken = 0
     service.start()
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(90):
         while service.slots_taken < 2 * len(commands):
             service.progress.clear()
             await service.progress.wait()

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -203,6 +203,62 @@ async def tombstone(
             .where(table.c.id.in_(chunk), table.c.deleted_at.is_(None))
             .values(deleted_at=now)
         )
+
+
+async def count_live_products(
+    session: AsyncSession, *, workspace_id: int, auth_id: int, store_id: str
+) -> int:
+    total = await session.scalar(
+        select(func.count())
+        .select_from(Product)
+        .where(
+            Product.workspace_id == workspace_id,
+            Product.auth_id == auth_id,
+            Product.store_id == store_id,
+            Product.deleted_at.is_(None),
+        )
+    )
+    return int(total or 0)
+
+
+async def has_products(
+    session: AsyncSession, *, workspace_id: int, auth_id: int, store_id: str
+) -> bool:
+    """Whether the store has any product row at all (live or tombstoned)."""
+    found = await session.scalar(
+        select(Product.id)
+        .where(
+            Product.workspace_id == workspace_id,
+            Product.auth_id == auth_id,
+            Product.store_id == store_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def count_live_eligibility(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    auth_id: int,
+    store_id: str,
+    advertiser_id: str,
+    eligibility: str,
+) -> int:
+    total = await session.scalar(
+        select(func.count())
+        .select_from(ProductEligibility)
+        .where(
+            ProductEligibility.workspace_id == workspace_id,
+            ProductEligibility.auth_id == auth_id,
+            ProductEligibility.store_id == store_id,
+            ProductEligibility.advertiser_id == advertiser_id,
+            ProductEligibility.eligibility == eligibility,
+            ProductEligibility.deleted_at.is_(None),
+        )
+    )
+    return int(total or 0)
 
 
 async def live_products(

@@ -419,6 +419,9 @@ class ProductWriter:
         self.lease = lease
         self.now = utcnow()
         self._products_done: set[str] = set()
+        # A store synced for the first time has nothing to compare with: skip the lookups.
+        self._store_is_new: bool | None = None
+        self._eligibility_done: dict[str, set[str]] = {}
 
     @asynccontextmanager
     async def _timed(self) -> AsyncIterator[None]:
@@ -442,13 +445,29 @@ class ProductWriter:
 
     async def _write_products(self, items: list[StoreProduct]) -> None:
         command, changes = self.command, self.tally.products
-        stored = await self._db(
-            repository.load_products(
-                self.session,
-                workspace_id=command.workspace_id,
-                auth_id=command.auth_id,
-                store_id=command.store_id,
-                item_group_ids=[item.item_group_id for item in items],
+        if self._store_is_new is None:
+            self._store_is_new = not await self._db(
+                repository.has_products(
+                    self.session,
+                    workspace_id=command.workspace_id,
+                    auth_id=command.auth_id,
+                    store_id=command.store_id,
+                )
+            )
+        fresh = [
+            i.item_group_id for i in items if i.item_group_id not in self._products_done
+        ]
+        stored = (
+            {}
+            if self._store_is_new and len(fresh) == len(items)
+            else await self._db(
+                repository.load_products(
+                    self.session,
+                    workspace_id=command.workspace_id,
+                    auth_id=command.auth_id,
+                    store_id=command.store_id,
+                    item_group_ids=[item.item_group_id for item in items],
+                )
             )
         )
         inserts: list[dict[str, Any]] = []
@@ -490,15 +509,22 @@ class ProductWriter:
 
     async def _write_eligibility(self, kind: str, items: list[StoreProduct]) -> None:
         command, changes = self.command, self.tally.eligibility
-        stored = await self._db(
-            repository.load_eligibility(
-                self.session,
-                workspace_id=command.workspace_id,
-                auth_id=command.auth_id,
-                store_id=command.store_id,
-                advertiser_id=command.advertiser_id,
-                eligibility=kind,
-                item_group_ids=[item.item_group_id for item in items],
+        done = self._eligibility_done.setdefault(kind, set())
+        repeated = any(item.item_group_id in done for item in items)
+        done.update(item.item_group_id for item in items)
+        stored = (
+            {}
+            if self._store_is_new and not repeated
+            else await self._db(
+                repository.load_eligibility(
+                    self.session,
+                    workspace_id=command.workspace_id,
+                    auth_id=command.auth_id,
+                    store_id=command.store_id,
+                    advertiser_id=command.advertiser_id,
+                    eligibility=kind,
+                    item_group_ids=[item.item_group_id for item in items],
+                )
             )
         )
         inserts: list[dict[str, Any]] = []
@@ -542,6 +568,18 @@ class ProductWriter:
         for kind, read in reads.items():
             if not read.complete:
                 continue
+            live_count = await self._db(
+                repository.count_live_eligibility(
+                    self.session,
+                    workspace_id=command.workspace_id,
+                    auth_id=command.auth_id,
+                    store_id=command.store_id,
+                    advertiser_id=command.advertiser_id,
+                    eligibility=kind,
+                )
+            )
+            if live_count == len(read.seen):
+                continue  # every live row was seen in this read: nothing vanished
             live = await self._db(
                 repository.live_eligibility(
                     self.session,
@@ -560,6 +598,16 @@ class ProductWriter:
             )
             self.tally.eligibility.removed.update(f"{kind}:{ig}" for ig in gone)
         if not all(read.complete for read in reads.values()):
+            return
+        live_count = await self._db(
+            repository.count_live_products(
+                self.session,
+                workspace_id=command.workspace_id,
+                auth_id=command.auth_id,
+                store_id=command.store_id,
+            )
+        )
+        if live_count == len(self._products_done):
             return
 
         live_products = await self._db(

@@ -1,0 +1,321 @@
+"""Product sync speed: rows per second into MariaDB, and pacing at the 10 QPS app budget.
+
+Creates a database of its own on the MariaDB of ``GMV_BENCH_DATABASE_URL`` (else
+``GMV_TEST_DATABASE_URL``, else the local test server) and runs the TikTok sandbox in
+process. Every run goes through the production path: ``RunExecutor`` claims it with a
+lease, ``ProductSyncService`` reads ``store/product/get`` page by page through the shared
+database rate limiter and writes in bulk, and the run's event lands in the outbox.
+
+1. Throughput, QPS limit lifted: a store of ``--products`` products synced into an empty
+   database (all inserts), then again unchanged (reads and comparisons only). Reports
+   products per second and the share of the run's time spent in database calls.
+2. Pacing at ``--qps`` (10): a store of ``--paced-products`` products synced with the
+   sandbox app limited to that budget (it answers 40100 above it). The floor is the
+   number of TikTok calls divided by the budget; goal: at most 110% of it.
+
+Writes ``bench/results/product_sync.json``.
+
+    .venv/bin/python bench/bench_product_sync.py [--products 100000] [--paced-products 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from gmv_common.bindings import build_rate_limiter, build_tiktok_client
+from gmv_common.bus.memory import InMemoryBus
+from gmv_common.crypto import (
+    Keyring,
+    app_secret_context,
+    binding_token_context,
+    fingerprint,
+)
+from gmv_common.db import migrate
+from gmv_common.db.models import (
+    AdvertiserStoreLink,
+    Binding,
+    ProviderApp,
+    SyncRun,
+    Workspace,
+)
+from gmv_common.db.session import create_null_pool_engine
+from gmv_common.logging import configure_logging
+from gmv_common.runtime import Runtime
+from gmv_common.settings import Settings
+from gmv_common.sync.runs import request_product_sync
+from gmv_common.tiktok import TikTokClient
+from gmv_product_sync.app import build_executor
+from gmv_product_sync.executor import RunExecutor
+from gmv_sandbox import SandboxState, WorldSpec, create_app
+
+RESULTS = Path(__file__).parent / "results" / "product_sync.json"
+DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
+SANDBOX_BASE_URL = "http://sandbox.bench/open_api/v1.3/"
+GOAL_RATIO = 1.10
+LIFTED_QPS = 100_000
+
+
+async def create_database(server_url: str) -> str:
+    name = f"gmv_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_null_pool_engine(server_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
+                "COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        await engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    engine = create_null_pool_engine(server_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                f"DROP DATABASE IF EXISTS `{make_url(url).database}`"
+            )
+    finally:
+        await engine.dispose()
+
+
+class Bench:
+    """One sandbox world and one database; pairs are seeded on demand."""
+
+    def __init__(self, runtime: Runtime, state: SandboxState) -> None:
+        self.runtime = runtime
+        self.state = state
+        self._transport = httpx.ASGITransport(app=create_app(state))
+        self._limiter = build_rate_limiter(runtime.sessionmaker, runtime.settings)
+
+    def executor(self) -> RunExecutor:
+        settings = self.runtime.settings.model_copy(
+            update={"tiktok_api_base_url": SANDBOX_BASE_URL}
+        )
+
+        def client(app: ProviderApp) -> TikTokClient:
+            return build_tiktok_client(
+                settings, limiter=self._limiter, transport=self._transport
+            )
+
+        return build_executor(
+            self.runtime, limiter=self._limiter, client_factory=client
+        )
+
+    async def seed(self, advertiser_index: int, *, qps: int) -> dict[str, Any]:
+        """A workspace, app (limited to ``qps``) and binding for one sandbox pair."""
+        keyring: Keyring = self.runtime.keyring
+        developer_app = self.state.create_app(qps=qps)
+        token = self.state.issue_token(developer_app.app_id)
+        advertiser = list(self.state.world.advertisers.values())[advertiser_index]
+        store = self.state.world.stores[advertiser.store_ids[0]]
+        async with self.runtime.sessionmaker.begin() as session:
+            workspace = Workspace(name=f"bench {advertiser_index}")
+            session.add(workspace)
+            await session.flush()
+            secret, version = keyring.encrypt(
+                developer_app.secret,
+                associated_data=app_secret_context(developer_app.app_id),
+            )
+            app = ProviderApp(
+                app_id=developer_app.app_id,
+                name="bench app",
+                secret_cipher=secret,
+                key_version=version,
+                redirect_uri="http://localhost/callback",
+                qps_limit=float(qps or LIFTED_QPS),
+            )
+            session.add(app)
+            await session.flush()
+            cipher, version = keyring.encrypt(
+                token.access_token,
+                associated_data=binding_token_context(workspace.id, app.id),
+            )
+            binding = Binding(
+                workspace_id=workspace.id,
+                provider_app_id=app.id,
+                access_token_cipher=cipher,
+                key_version=version,
+                token_fingerprint=fingerprint(token.access_token),
+            )
+            session.add(binding)
+            await session.flush()
+            session.add(
+                AdvertiserStoreLink(
+                    workspace_id=workspace.id,
+                    auth_id=binding.id,
+                    advertiser_id=advertiser.advertiser_id,
+                    store_id=store.store_id,
+                    store_authorized_bc_id=store.store_authorized_bc_id,
+                )
+            )
+        return {
+            "workspace_id": workspace.id,
+            "auth_id": binding.id,
+            "app_id": developer_app.app_id,
+            "advertiser_id": advertiser.advertiser_id,
+            "store_id": store.store_id,
+            "products_in_store": self.state.world.product_count(store),
+        }
+
+    async def sync(self, pair: dict[str, Any], *, trigger: str) -> SyncRun:
+        async with self.runtime.sessionmaker.begin() as session:
+            requested = await request_product_sync(
+                session,
+                workspace_id=pair["workspace_id"],
+                auth_id=pair["auth_id"],
+                advertiser_id=pair["advertiser_id"],
+                store_id=pair["store_id"],
+                bc_id=None,
+                eligibility="gmv_max",
+                trigger=trigger,
+                topic_prefix=self.runtime.settings.kafka_topic_prefix,
+            )
+        executor = self.executor()
+        async with executor.slot() as slot:
+            assert await slot.start(requested.run.id)
+        await executor.wait_idle()
+        async with self.runtime.sessionmaker() as session:
+            run = await session.get(SyncRun, requested.run.id)
+        assert run is not None
+        return run
+
+
+def run_figures(run: SyncRun, seconds: float) -> dict[str, Any]:
+    stats = run.stats or {}
+    return {
+        "status": run.status,
+        "seconds": round(seconds, 2),
+        "products": stats.get("fetched"),
+        "products_per_second": round((stats.get("fetched") or 0) / seconds, 1),
+        "db_share": stats.get("db_share"),
+        "api_calls": stats.get("api_calls"),
+        "added": stats.get("added"),
+        "updated": stats.get("updated"),
+        "unchanged": stats.get("unchanged"),
+        "phases_ms": stats.get("phases_ms"),
+    }
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    server_url = os.environ.get(
+        "GMV_BENCH_DATABASE_URL", os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_URL)
+    )
+    url = await create_database(server_url)
+    try:
+        await migrate.upgrade(url)
+        settings = Settings(
+            _env_file=None,
+            environment="test",
+            database_url=url,
+            bus_backend="memory",
+            kafka_topic_prefix="bench",
+        )
+        runtime = Runtime.create(settings, bus=InMemoryBus())
+        state = SandboxState.generate(
+            WorldSpec(
+                seed=2026,
+                business_centers=1,
+                advertisers=2,
+                stores_per_advertiser=1,
+                products_per_store=args.products,
+                orphan_advertiser_share=0.0,
+                shared_store_share=0.0,
+                gmv_max_eligible_share=1.0,
+            )
+        )
+        paced_state = SandboxState.generate(
+            WorldSpec(
+                seed=2027,
+                business_centers=1,
+                advertisers=1,
+                stores_per_advertiser=1,
+                products_per_store=args.paced_products,
+                orphan_advertiser_share=0.0,
+                shared_store_share=0.0,
+                gmv_max_eligible_share=1.0,
+            )
+        )
+        try:
+            bench = Bench(runtime, state)
+            lifted = await bench.seed(0, qps=0)
+            started = time.perf_counter()
+            first = await bench.sync(lifted, trigger="manual")
+            first_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            again = await bench.sync(lifted, trigger="schedule")
+            again_seconds = time.perf_counter() - started
+
+            paced_bench = Bench(runtime, paced_state)
+            paced = await paced_bench.seed(0, qps=int(args.qps))
+            paced_state.reset_counters()
+            started = time.perf_counter()
+            paced_run = await paced_bench.sync(paced, trigger="schedule")
+            paced_seconds = time.perf_counter() - started
+            counters = paced_state.counters()
+        finally:
+            await runtime.close()
+    finally:
+        await drop_database(server_url, url)
+
+    calls = (paced_run.stats or {}).get("api_calls") or 0
+    floor = calls / args.qps
+    app_counters = counters["apps"].get(paced["app_id"], {})
+    return {
+        "benchmark": "product_sync",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        },
+        "database": "MariaDB",
+        "throughput_qps_lifted": {
+            "store_products": lifted["products_in_store"],
+            "first_sync_all_inserts": run_figures(first, first_seconds),
+            "second_sync_unchanged": run_figures(again, again_seconds),
+        },
+        "pacing": {
+            "qps": args.qps,
+            "store_products": paced["products_in_store"],
+            "run": run_figures(paced_run, paced_seconds),
+            "calls": calls,
+            "upstream_requests_seen_by_sandbox": counters["total_calls"],
+            "throttled_40100": counters["total_throttled"],
+            "max_requests_in_any_second": app_counters.get("max_qps"),
+            "floor_seconds": round(floor, 2),
+            "ratio": round(paced_seconds / floor, 4) if floor else None,
+            "goal_ratio": GOAL_RATIO,
+            "goal_met": bool(floor) and paced_seconds / floor <= GOAL_RATIO,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--paced-products", type=int, default=20_000)
+    parser.add_argument("--qps", type=float, default=10.0)
+    args = parser.parse_args()
+    configure_logging(level="WARNING", fmt="console", service="bench")
+    results = asyncio.run(measure(args))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
