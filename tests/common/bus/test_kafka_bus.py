@@ -233,3 +233,30 @@ async def test_resetting_a_group_with_a_running_member_is_refused_clearly(
         await kafka.reset_group(group, topic, wait_seconds=10.0)
     finally:
         await kafka.delete_topics([topic])
+
+
+@pytest.mark.kafka
+async def test_a_producer_whose_sender_died_is_replaced_on_the_next_publish(
+    kafka: KafkaBus, prefix: str
+) -> None:
+    topic = f"{prefix}.events"
+    await kafka.ensure_topics([TopicSpec(topic, partitions=1)])
+    reader = kafka.consumer(f"{prefix}.reader", [topic])
+    try:
+        await kafka.publish(topic, "1:1", b"{}", {"ce_id": "before"})
+        first_producer = kafka._producer
+        assert first_producer is not None
+        # What a fatal error (e.g. OutOfOrderSequenceNumber) does: aiokafka's sender task ends.
+        first_producer._sender.sender_task.cancel()
+        await asyncio.sleep(0.1)
+
+        await kafka.publish(topic, "1:1", b"{}", {"ce_id": "after"})
+
+        await reader.start()
+        received = await drain(reader, 2)
+    finally:
+        await reader.stop()
+        await kafka.delete_topics([topic])
+
+    assert kafka._producer is not first_producer
+    assert [m.headers["ce_id"] for m in received] == ["before", "after"]

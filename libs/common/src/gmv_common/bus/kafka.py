@@ -255,11 +255,13 @@ class KafkaBus(Bus):
         return delivered_here
 
     async def _started_producer(self, deadline: float) -> AIOKafkaProducer:
-        if self._producer is not None:
+        if self._producer is not None and _sender_alive(self._producer):
             return self._producer
         if self._producer_lock is None:
             self._producer_lock = asyncio.Lock()
         async with self._producer_lock:
+            if self._producer is not None and not _sender_alive(self._producer):
+                await self._replace_dead_producer(self._producer)
             if self._producer is not None:
                 return self._producer
             producer = AIOKafkaProducer(
@@ -278,6 +280,21 @@ class KafkaBus(Bus):
             self._producer = producer
             return producer
 
+    async def _replace_dead_producer(self, producer: AIOKafkaProducer) -> None:
+        """A fatal producer error (e.g. a lost sequence) ends its sender; start afresh.
+
+        Messages it still held are never acknowledged; they stay unpublished in the outbox and
+        go out again through the new producer.
+        """
+        sender_task = _sender_task(producer)
+        error = None
+        if sender_task is not None and not sender_task.cancelled():
+            error = sender_task.exception()
+        log.error("kafka.producer_died", error=repr(error)[:300])
+        self._producer = None
+        self._in_doubt.clear()
+        await self._close_producer(producer)
+
     async def _close_producer(self, producer: AIOKafkaProducer) -> None:
         """Flush and close; if the broker is away, drop what is queued (the outbox resends it)."""
         stopping = asyncio.ensure_future(producer.stop())
@@ -286,9 +303,7 @@ class KafkaBus(Bus):
             log.warning("kafka.producer_close_timeout", in_doubt=len(self._in_doubt))
             # aiokafka's stop() waits until every queued batch is delivered or its sender task
             # ends; ending that task is the only way to abandon them while the broker is gone.
-            sender_task = getattr(
-                getattr(producer, "_sender", None), "sender_task", None
-            )
+            sender_task = _sender_task(producer)
             if sender_task is not None:
                 sender_task.cancel()
         with contextlib.suppress(KafkaError, OSError, asyncio.CancelledError):
@@ -476,6 +491,19 @@ async def _wait_for_leaders(
             return
         await asyncio.sleep(0.1)
     raise KafkaUnavailableError(f"topics {names} have no leader yet")
+
+
+def _sender_task(producer: AIOKafkaProducer) -> asyncio.Task[None] | None:
+    # aiokafka keeps its background sender private; its end is the only sign of a fatal error.
+    task: asyncio.Task[None] | None = getattr(
+        getattr(producer, "_sender", None), "sender_task", None
+    )
+    return task
+
+
+def _sender_alive(producer: AIOKafkaProducer) -> bool:
+    task = _sender_task(producer)
+    return task is None or not task.done()
 
 
 def _remaining(deadline: float) -> float:
