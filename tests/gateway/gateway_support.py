@@ -31,6 +31,7 @@ from gmv_common.db.models import (
 from gmv_common.runtime import Runtime
 from gmv_gateway.auth.service import create_api_token, hash_password
 from gmv_gateway.workspaces.service import add_member, create_workspace
+from gmv_options_cache.service import pack
 
 API_BASE = "/api/v1/tenants"
 PASSWORD = "correct horse battery"
@@ -277,7 +278,7 @@ class Seed:
                 GmvMaxOptions(
                     workspace_id=binding.workspace_id,
                     auth_id=binding.id,
-                    document=document,
+                    document=pack(document),
                     etag=etag,
                     version=version,
                 )

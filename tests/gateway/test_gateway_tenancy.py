@@ -91,12 +91,11 @@ async def test_every_route_hides_other_tenants_workspace_and_objects(
     for method, template in _routes(app):
         if "{workspace_id}" not in template:
             continue
-        legacy = (
-            "/ttb/" in template
-            or (template.endswith(
+        legacy = "/ttb/" in template or (
+            template.endswith(
                 ("/business-centers", "/advertisers", "/stores", "/products")
             )
-            and "{auth_id}" not in template)
+            and "{auth_id}" not in template
         )
         body = _body(method, template)
         other_workspace = _fill(template, {"workspace_id": victim.id, **foreign_ids})

@@ -23,7 +23,10 @@ JSON = "application/json"
 
 
 def _response(reply: OptionsReply) -> Response:
-    headers: dict[str, str] = {"Cache-Control": "private, no-cache"}
+    headers: dict[str, str] = {
+        "Cache-Control": "private, no-cache",
+        "Vary": "Accept-Encoding",
+    }
     if reply.etag is not None:
         headers["ETag"] = reply.etag
     if reply.refresh is not None:
@@ -32,6 +35,8 @@ def _response(reply: OptionsReply) -> Response:
         headers["X-Sync-Run-Id"] = str(reply.run_id)
     if reply.not_modified:
         return Response(status_code=304, headers=headers)
+    if reply.gzip:
+        headers["Content-Encoding"] = "gzip"
     return Response(reply.body, media_type=JSON, headers=headers)
 
 
@@ -45,7 +50,9 @@ async def get_options(
         bool, Query(description="Join or start a metadata sync")
     ] = False,
     if_none_match: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header()] = None,
 ) -> Response:
+    gzip_ok = service.accepts_gzip(accept_encoding)
     if refresh:
         # End the request's transaction so the wait holds no connection; the refresh
         # opens its own short sessions.
@@ -56,10 +63,15 @@ async def get_options(
             access,
             auth_id,
             if_none_match=if_none_match,
+            gzip_ok=gzip_ok,
         )
     else:
         reply = await service.read_options(
-            session, access.workspace_id, auth_id, if_none_match=if_none_match
+            session,
+            access.workspace_id,
+            auth_id,
+            if_none_match=if_none_match,
+            gzip_ok=gzip_ok,
         )
     return _response(reply)
 

@@ -1,7 +1,9 @@
 """Serve a binding's options document; refresh it on demand without holding a connection.
 
 Reading is lean: a 304 reads only the stored ETag; a 200 serves the stored bytes as they are
-(``gmv_options_cache.load_options``), never re-serialized, under their strong ETag.
+(``gmv_options_cache.load_options``), never re-serialized, under their strong ETag. A client
+that accepts gzip gets the stored compressed bytes (``Content-Encoding: gzip``) under the tag
+with ``-gzip`` appended, since a strong tag names one byte string.
 
 No document yet (the first metadata sync has not finished): 200 with the document's shape,
 empty lists, ``"pending": true`` and no ETag, so the SPA renders empty dropdowns and polls.
@@ -59,6 +61,23 @@ class OptionsReply:
     not_modified: bool = False
     refresh: str | None = None
     run_id: int | None = None
+    gzip: bool = False
+
+
+def gzip_etag(etag: str) -> str:
+    """The strong tag of the gzip representation (its bytes differ from the JSON's)."""
+    return etag[:-1] + '-gzip"' if etag.endswith('"') else etag + "-gzip"
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    if not accept_encoding:
+        return False
+    for part in accept_encoding.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            return not (params and quality in ("0", "0.0", "0.00", "0.000"))
+    return False
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -115,14 +134,23 @@ async def read_options(
     auth_id: int,
     *,
     if_none_match: str | None,
+    gzip_ok: bool = False,
 ) -> OptionsReply:
     etag = await repository.options_etag(session, workspace_id, auth_id)
-    if etag is not None and etag_matches(if_none_match, etag):
-        return OptionsReply(body=b"", etag=etag, not_modified=True)
+    if etag is not None and (
+        etag_matches(if_none_match, etag)
+        or etag_matches(if_none_match, gzip_etag(etag))
+    ):
+        served = gzip_etag(etag) if gzip_ok else etag
+        return OptionsReply(body=b"", etag=served, not_modified=True, gzip=gzip_ok)
     stored = await load_options(session, workspace_id, auth_id)
     if stored is None:
         binding = await require_binding(session, workspace_id, auth_id)
         return OptionsReply(body=pending_document(binding), etag=None)
+    if gzip_ok:
+        return OptionsReply(
+            body=stored.gzip_body, etag=gzip_etag(stored.etag), gzip=True
+        )
     return OptionsReply(body=stored.body, etag=stored.etag)
 
 
@@ -133,6 +161,7 @@ async def refresh_options(
     auth_id: int,
     *,
     if_none_match: str | None,
+    gzip_ok: bool = False,
 ) -> OptionsReply:
     workspace_id = access.workspace_id
     with waiter.subscribe(workspace_id, auth_id) as woken:
@@ -166,22 +195,23 @@ async def refresh_options(
         )
     log.info("options.refresh", auth_id=auth_id, run_id=run_id, outcome=outcome)
 
+    served_as_stored = outcome in ("updated", "unchanged")
     async with runtime.sessionmaker() as session:
         current = await read_options(
             session,
             workspace_id,
             auth_id,
-            if_none_match=if_none_match
-            if outcome in ("updated", "unchanged")
-            else None,
+            if_none_match=if_none_match if served_as_stored else None,
+            gzip_ok=gzip_ok and served_as_stored,
         )
-    if outcome in ("updated", "unchanged"):
+    if served_as_stored:
         return OptionsReply(
             body=current.body,
             etag=current.etag,
             not_modified=current.not_modified,
             refresh=outcome,
             run_id=run_id,
+            gzip=current.gzip,
         )
     extra: dict[str, Any] = {
         "refresh": outcome,
