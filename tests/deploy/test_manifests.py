@@ -8,7 +8,11 @@ returns the problems it found; the last tests feed them broken input to show the
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
+import secrets
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,11 +155,16 @@ def unknown_settings(names: list[str]) -> list[str]:
     ]
 
 
-def resolve_compose_value(value: object) -> str | None:
-    """The value compose would pass with no variable set; None when the user must set it."""
+def resolve_compose_value(
+    value: object, variables: dict[str, str] | None = None
+) -> str | None:
+    """The value compose would pass given ``variables``; None when one it needs is unset."""
     text = str(value)
     for match in INTERPOLATION.finditer(text):
-        if match["op"] in (":-", "-"):
+        given = (variables or {}).get(match["name"])
+        if given:
+            text = text.replace(match[0], given)
+        elif match["op"] in (":-", "-"):
             text = text.replace(match[0], match["arg"])
         else:
             return None
@@ -429,6 +438,44 @@ def test_every_compose_variable_is_a_setting_with_an_accepted_value(
         problems += settings_value_problems(resolved, monkeypatch)
 
     assert problems == []
+
+
+def test_compose_environment_passes_the_production_checks_once_secrets_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    example = dict(
+        line.split("=", 1)
+        for line in (COMPOSE_FILE.parent / "example.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    required = {name for name, value in example.items() if not value}
+    variables = {
+        **example,
+        "MYSQL_PASSWORD": secrets.token_urlsafe(24),
+        "MYSQL_ROOT_PASSWORD": secrets.token_urlsafe(24),
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "CRYPTO_KEYS": json.dumps(
+            {"1": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+        ),
+    }
+
+    assert required == {
+        "MYSQL_PASSWORD",
+        "MYSQL_ROOT_PASSWORD",
+        "SECRET_KEY",
+        "CRYPTO_KEYS",
+    }
+    for name, service in gmv_compose_services(compose_file()).items():
+        with monkeypatch.context() as patch:
+            for variable, raw in service["environment"].items():
+                value = resolve_compose_value(raw, variables)
+                assert value is not None, f"{name}: {variable} has no value"
+                patch.setenv(variable, value)
+            settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+            settings.check_production()
+            assert settings.is_production
+            assert settings.bus_backend == "kafka"
 
 
 def test_compose_healthchecks_use_the_port_each_service_listens_on() -> None:
