@@ -36,6 +36,7 @@ async def make_binding(
     alias: str | None = "Main account",
     status: str = "active",
     workspace_id: int | None = None,
+    last_meta_sync_at: datetime | None = None,
 ) -> Binding:
     if workspace_id is None:
         workspace = Workspace(name=f"ws-{uuid.uuid4().hex[:6]}")
@@ -59,6 +60,7 @@ async def make_binding(
         access_token_cipher=b"cipher",
         key_version=1,
         token_fingerprint=uuid.uuid4().hex,
+        last_meta_sync_at=last_meta_sync_at,
     )
     session.add(binding)
     await session.flush()

@@ -10,6 +10,7 @@ from options_support import make_binding, seed_small_graph, tombstone
 from sqlalchemy.ext.asyncio import AsyncSession
 from typer.testing import CliRunner
 
+from gmv_common.db.base import utcnow
 from gmv_common.db.models import Binding, Store
 from gmv_common.db.session import create_null_pool_engine, create_sessionmaker
 from gmv_options_cache import load_options
@@ -29,9 +30,10 @@ def with_session(url: str, work: Callable[[AsyncSession], object]) -> object:
 
 
 async def two_bindings(session: AsyncSession) -> tuple[Binding, Binding]:
-    first = await make_binding(session)
+    first = await make_binding(session, last_meta_sync_at=utcnow())
     await seed_small_graph(session, first)
-    second = await make_binding(session, alias=None)
+    second = await make_binding(session, alias=None, last_meta_sync_at=utcnow())
+    await make_binding(session, alias="Never synced")
     return first, second
 
 
@@ -64,7 +66,7 @@ def test_rebuild_one_binding_prints_changed_then_unchanged(sqlite_url: str) -> N
     assert stored.etag in again  # type: ignore[attr-defined]
 
 
-def test_rebuild_all_picks_up_changes_made_behind_the_services_back(
+def test_rebuild_all_picks_up_changes_and_leaves_never_synced_bindings_pending(
     sqlite_url: str,
 ) -> None:
     first, second = with_session(sqlite_url, two_bindings)  # type: ignore[misc]

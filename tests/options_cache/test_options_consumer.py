@@ -338,3 +338,16 @@ async def test_sync_event_of_a_vanished_binding_leaves_no_document(
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count(GmvMaxOptions.id))) == 0
         assert await session.scalar(select(func.count(InboxMessage.id))) == 1
+
+
+async def test_binding_changes_before_the_first_sync_build_no_document(
+    sessionmaker: Sessions, handler: OptionsEventHandler
+) -> None:
+    # No document lets the gateway answer "pending" until the first sync has run.
+    binding = await seeded(sessionmaker)
+
+    await handle(handler, binding_changed(binding, change="created"))
+    await handle(handler, binding_changed(binding, change="alias_changed"))
+
+    async with sessionmaker() as session:
+        assert await load_options(session, binding.workspace_id, binding.id) is None

@@ -51,7 +51,8 @@ async def rebuild_bindings(
 ) -> list[RebuildOutcome]:
     """Rebuild the given ``(workspace_id, auth_id)`` bindings, or all when ``None``.
 
-    Each binding is rebuilt in its own transaction.
+    "All" leaves out bindings that never synced and have no document: their first document
+    comes from their first sync. Each binding is rebuilt in its own transaction.
     """
     if targets is None:
         async with sessionmaker() as session:
@@ -100,7 +101,10 @@ def rebuild(
         int | None, typer.Option(help="The binding (auth_id) to rebuild.")
     ] = None,
     all_bindings: Annotated[
-        bool, typer.Option("--all", help="Rebuild every binding of every workspace.")
+        bool,
+        typer.Option(
+            "--all", help="Rebuild every binding that has synced, in every workspace."
+        ),
     ] = False,
 ) -> None:
     """Rebuild options documents from the database and print what changed."""

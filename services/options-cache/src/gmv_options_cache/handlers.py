@@ -6,8 +6,9 @@ The options cache reacts to two topics:
   ``meta``) rebuilds the binding's document. A failed run is included because the phases it
   finished may have committed rows; when nothing changed the rebuild writes nothing.
   Product runs do not touch the document and are ignored.
-- ``events.bindings``: ``BindingChanged`` rebuilds (alias and status are in the document), or
-  removes the document of a deleted binding.
+- ``events.bindings``: ``BindingChanged`` rebuilds an existing document (alias and status are
+  in it), or removes the document of a deleted binding. The first document of a binding
+  comes from its first metadata sync.
 
 Every handled message is recorded in the inbox in the same transaction as its effect, so a
 replayed message is skipped.

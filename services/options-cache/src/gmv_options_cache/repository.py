@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    or_,
     select,
     text,
 )
@@ -187,6 +188,18 @@ async def get_options(
     return result
 
 
+async def options_exist(
+    session: AsyncSession, *, workspace_id: int, auth_id: int
+) -> bool:
+    found = await session.scalar(
+        select(GmvMaxOptions.id).where(
+            GmvMaxOptions.workspace_id == workspace_id,
+            GmvMaxOptions.auth_id == auth_id,
+        )
+    )
+    return found is not None
+
+
 async def save_options(
     session: AsyncSession,
     existing: GmvMaxOptions | None,
@@ -226,10 +239,18 @@ async def delete_options(
 
 
 async def list_bindings(session: AsyncSession) -> list[tuple[int, int]]:
-    """``(workspace_id, auth_id)`` of every binding, in a stable order."""
-    result = await session.execute(
-        select(Binding.workspace_id, Binding.id).order_by(
-            Binding.workspace_id, Binding.id
+    """``(workspace_id, auth_id)`` of every binding that has synced or has a document."""
+    has_document = (
+        select(GmvMaxOptions.id)
+        .where(
+            GmvMaxOptions.workspace_id == Binding.workspace_id,
+            GmvMaxOptions.auth_id == Binding.id,
         )
+        .exists()
+    )
+    result = await session.execute(
+        select(Binding.workspace_id, Binding.id)
+        .where(or_(Binding.last_meta_sync_at.is_not(None), has_document))
+        .order_by(Binding.workspace_id, Binding.id)
     )
     return [(row.workspace_id, row.id) for row in result]

@@ -314,11 +314,17 @@ async def apply_sync_event(
 async def apply_binding_change(
     session: AsyncSession, event: BindingChanged, *, topic_prefix: str
 ) -> RebuildResult | None:
-    """Alias and status live in the document: rebuild; a deleted binding: remove it."""
+    """Alias and status live in the document: rebuild it; a deleted binding: remove it.
+
+    A binding without a document keeps none until its first metadata sync: an empty
+    document would hide from the gateway that the first sync is still to come.
+    """
+    scope = {"workspace_id": event.workspace_id, "auth_id": event.auth_id}
     if event.change == "deleted":
-        await remove_options(
-            session, workspace_id=event.workspace_id, auth_id=event.auth_id
-        )
+        await remove_options(session, **scope)
+        return None
+    if not await repository.options_exist(session, **scope):
+        log.info("options.no_document_yet", change=event.change)
         return None
     return await _rebuild_or_remove(
         session,
