@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from tqdm import tqdm
@@ -61,10 +61,15 @@ async def run_repair(
     runtime = Runtime.create(settings)
     shared = shared_limiter or build_rate_limiter(runtime.sessionmaker, settings)
     limiter = CappedRateLimiter(shared, cap_qps=qps)
-    bar = tqdm(total=0, unit="adv", desc="advertiser/info", disable=not show_progress)
+    bars: list[tqdm[Any]] = []
 
     def set_total(total: int) -> None:
-        bar.reset(total=total)
+        if show_progress and total:
+            bars.append(tqdm(total=total, unit="adv", desc="advertiser/info"))
+
+    def advance(count: int) -> None:
+        for bar in bars:
+            bar.update(count)
 
     try:
         return await repair_advertiser_info(
@@ -76,11 +81,12 @@ async def run_repair(
             workspace_id=workspace_id,
             auth_id=auth_id,
             dry_run=dry_run,
-            on_binding=set_total,
-            progress=bar.update,
+            on_total=set_total,
+            progress=advance,
         )
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
         await runtime.engine.dispose()
 
 

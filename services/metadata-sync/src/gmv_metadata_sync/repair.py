@@ -162,7 +162,7 @@ async def repair_advertiser_info(
     workspace_id: int | None = None,
     auth_id: int | None = None,
     dry_run: bool = False,
-    on_binding: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     progress: Progress | None = None,
 ) -> RepairReport:
     """Repair every binding (or the one/ones the filters name); one transaction each."""
@@ -170,8 +170,8 @@ async def repair_advertiser_info(
         targets = await repository.bindings_needing_repair(
             session, workspace_id=workspace_id, auth_id=auth_id
         )
-    if on_binding is not None:
-        on_binding(sum(count for _, _, count in targets))
+    if on_total is not None:
+        on_total(sum(count for _, _, count in targets))
     report = RepairReport(dry_run=dry_run)
     for target_workspace, target_auth, _ in targets:
         result = BindingRepair(workspace_id=target_workspace, auth_id=target_auth)
