@@ -19,7 +19,8 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from gmv_common.bus.base import Message
+from gmv_common.bus.base import Message, TopicSpec
+from gmv_common.bus.kafka import KafkaBus
 from gmv_common.bus.topics import ALL_TOPICS, DEAD_LETTERS, topic_name
 from gmv_common.events import EVENT_TYPES, Envelope, EventModel
 from gmv_common.events.schemas import json_schemas
@@ -280,3 +281,42 @@ def test_committed_schema_rejects_a_payload_missing_its_binding() -> None:
     schema = committed_schemas()["gmv.command.meta_sync.v1"]
 
     assert not jsonschema_rs.validator_for(schema).is_valid({"run_id": 1})
+
+
+@pytest.mark.kafka
+async def test_envelope_survives_a_round_trip_through_the_real_broker(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    event = example_event("gmv.sync.completed.v1")
+    envelope = Envelope(
+        type=event.event_type,
+        source="/gmv/tests",
+        subject=event.subject,
+        time=FINISHED_AT,
+        correlation_id="req-7f3a",
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        data=event.model_dump(mode="json"),
+    )
+    topic = topic_name(topic_prefix, event.topic)
+    bus = KafkaBus(kafka_bootstrap, client_id="gmv-tests", replication_factor=1)
+    await bus.start()
+    try:
+        await bus.ensure_topics([TopicSpec(topic, partitions=3)])
+        await bus.publish(topic, event.key, envelope.body(), envelope.headers())
+        consumer = bus.consumer(f"{topic_prefix}.contracts", [topic])
+        await consumer.start()
+        try:
+            received: list[Message] = []
+            for _ in range(30):
+                received += await consumer.getmany(timeout=1.0)
+                if received:
+                    break
+        finally:
+            await consumer.stop()
+    finally:
+        await bus.delete_topics([topic])
+        await bus.stop()
+
+    (message,) = received
+    assert message.key == "7:42"
+    assert Envelope.from_message(message) == envelope
