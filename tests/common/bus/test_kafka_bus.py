@@ -18,6 +18,7 @@ from gmv_common.bus.kafka import (
     ConsumerGroupActiveError,
     KafkaBus,
     KafkaUnavailableError,
+    _fingerprint,
 )
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
@@ -260,3 +261,26 @@ async def test_a_producer_whose_sender_died_is_replaced_on_the_next_publish(
 
     assert kafka._producer is not first_producer
     assert [m.headers["ce_id"] for m in received] == ["before", "after"]
+
+
+async def test_retries_of_messages_acknowledged_late_send_nothing_whoever_waited() -> (
+    None
+):
+    bus = KafkaBus(
+        f"127.0.0.1:{unused_port()}", client_id="gmv-tests", delivery_timeout=1
+    )
+    first = ("gmv.events.sync", "1:1", b'{"n": 1}', {"ce_id": "first"})
+    second = ("gmv.events.sync", "1:2", b'{"n": 2}', {"ce_id": "second"})
+    loop = asyncio.get_running_loop()
+    for message in (first, second):
+        # Two publishes that gave up waiting; the broker acknowledged them afterwards.
+        acknowledgement = loop.create_future()
+        acknowledgement.set_result(None)
+        bus._in_doubt[_fingerprint(*message)] = acknowledgement
+
+    await bus.publish(*second)
+    await bus.publish(*first)
+
+    with pytest.raises(KafkaUnavailableError):
+        await bus.publish(*first)
+    await bus.stop()

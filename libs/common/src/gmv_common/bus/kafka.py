@@ -48,6 +48,7 @@ CONSUMER_LAG = Gauge(
 )
 
 _Fingerprint = tuple[str, str, bytes, tuple[tuple[str, str], ...]]
+_DELIVERED_AFTER_DOUBT_LIMIT = 10_000
 
 
 class KafkaUnavailableError(UnavailableError):
@@ -82,6 +83,8 @@ class KafkaBus(Bus):
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock: asyncio.Lock | None = None
         self._in_doubt: dict[_Fingerprint, asyncio.Future[Any]] = {}
+        # Acknowledged after their publish gave up; a retry of one of them sends nothing.
+        self._delivered_after_doubt: dict[_Fingerprint, None] = {}
         self._probe: AIOKafkaClient | None = None
         self._probe_lock: asyncio.Lock | None = None
 
@@ -94,6 +97,7 @@ class KafkaBus(Bus):
         if producer is not None:
             await self._close_producer(producer)
         self._in_doubt.clear()
+        self._delivered_after_doubt.clear()
         probe, self._probe = self._probe, None
         if probe is not None:
             await probe.close()
@@ -204,7 +208,7 @@ class KafkaBus(Bus):
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.delivery_timeout
-        fingerprint: _Fingerprint = (topic, key, value, tuple(sorted(headers.items())))
+        fingerprint = _fingerprint(topic, key, value, headers)
 
         if await self._settle_in_doubt(fingerprint, deadline):
             return
@@ -235,24 +239,34 @@ class KafkaBus(Bus):
     async def _settle_in_doubt(
         self, fingerprint: _Fingerprint, deadline: float
     ) -> bool:
-        """Wait for earlier unacknowledged messages; True when ``fingerprint`` was one of them."""
-        if not self._in_doubt:
-            return False
-        pending = dict(self._in_doubt)
-        await asyncio.wait(pending.values(), timeout=_remaining(deadline))
-        delivered_here = False
-        for earlier, acknowledgement in pending.items():
-            if not acknowledgement.done():
-                continue
-            self._in_doubt.pop(earlier, None)
-            failed = acknowledgement.cancelled() or acknowledgement.exception()
-            if earlier == fingerprint and not failed:
-                delivered_here = True
-        if any(not acknowledgement.done() for acknowledgement in pending.values()):
-            raise KafkaUnavailableError(
-                "earlier messages are still waiting for the broker's acknowledgement"
-            )
-        return delivered_here
+        """Wait for earlier unacknowledged messages; True when ``fingerprint`` was one of them.
+
+        Several callers may wait at once (the relay publishes keys concurrently), so a delivered
+        message is remembered until its own retry comes by, whoever saw the acknowledgement.
+        """
+        if self._in_doubt:
+            pending = dict(self._in_doubt)
+            await asyncio.wait(pending.values(), timeout=_remaining(deadline))
+            for earlier, acknowledgement in pending.items():
+                if not acknowledgement.done():
+                    continue
+                if self._in_doubt.get(earlier) is acknowledgement:
+                    del self._in_doubt[earlier]
+                if acknowledgement.cancelled() or acknowledgement.exception():
+                    continue
+                self._delivered_after_doubt[earlier] = None
+                if len(self._delivered_after_doubt) > _DELIVERED_AFTER_DOUBT_LIMIT:
+                    del self._delivered_after_doubt[
+                        next(iter(self._delivered_after_doubt))
+                    ]
+            if not all(acknowledgement.done() for acknowledgement in pending.values()):
+                raise KafkaUnavailableError(
+                    "earlier messages are still waiting for the broker's acknowledgement"
+                )
+        if fingerprint in self._delivered_after_doubt:
+            del self._delivered_after_doubt[fingerprint]
+            return True
+        return False
 
     async def _started_producer(self, deadline: float) -> AIOKafkaProducer:
         if self._producer is not None and _sender_alive(self._producer):
@@ -491,6 +505,12 @@ async def _wait_for_leaders(
             return
         await asyncio.sleep(0.1)
     raise KafkaUnavailableError(f"topics {names} have no leader yet")
+
+
+def _fingerprint(
+    topic: str, key: str, value: bytes, headers: dict[str, str]
+) -> _Fingerprint:
+    return (topic, key, value, tuple(sorted(headers.items())))
 
 
 def _sender_task(producer: AIOKafkaProducer) -> asyncio.Task[None] | None:
