@@ -85,9 +85,11 @@ class MetaChainReader:
         batches and the per-advertiser store reads share one bounded pool.
         """
         snapshot = self.snapshot
-        await asyncio.gather(
-            self._timed("business_centers", self._read_business_centers()),
-            self._timed("advertisers", self._read_advertisers()),
+        await self._run_bounded(
+            [
+                lambda: self._timed("business_centers", self._read_business_centers()),
+                lambda: self._timed("advertisers", self._read_advertisers()),
+            ]
         )
         work: list[Callable[[], Awaitable[None]]] = [
             functools.partial(self._hydrate, batch)
