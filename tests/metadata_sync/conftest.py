@@ -26,7 +26,10 @@ async def sqlite_runtime(
 async def mariadb_runtime_factory(
     mariadb_url: str, make_settings: Callable[..., Settings], topic_prefix: str
 ) -> AsyncIterator[Callable[..., Runtime]]:
-    """Runtimes on one fresh MariaDB database (several may share it, like processes)."""
+    """Runtimes on one fresh MariaDB database (several may share it, like processes).
+
+    Keyword arguments override settings, e.g. ``bus_backend="kafka"``.
+    """
     created: list[Runtime] = []
 
     def factory(**overrides: Any) -> Runtime:
@@ -35,9 +38,7 @@ async def mariadb_runtime_factory(
             "kafka_topic_prefix": topic_prefix,
         }
         values.update(overrides)
-        runtime = Runtime.create(
-            make_settings(**values), bus=overrides.pop("bus", None)
-        )
+        runtime = Runtime.create(make_settings(**values))
         created.append(runtime)
         return runtime
 
