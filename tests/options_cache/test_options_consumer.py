@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,13 @@ from gmv_common.bus.kafka import KafkaBus
 from gmv_common.bus.memory import InMemoryBus
 from gmv_common.db.models import Advertiser, Binding, GmvMaxOptions, InboxMessage
 from gmv_common.events.envelope import Envelope
-from gmv_common.events.schemas import EventModel, SyncCompleted, SyncFailed
+from gmv_common.events.schemas import (
+    EventModel,
+    OptionsUpdated,
+    SyncCompleted,
+    SyncFailed,
+)
+from gmv_common.messaging.outbox import OutboxRelay
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_options_cache import app, load_options
@@ -224,6 +231,31 @@ async def replay_scenario(harness: Harness) -> None:
         options = await load_options(session, first.workspace_id, first.id)
     assert options is not None
     assert (options.version, options.run_id) == (2, 3)
+    await check_options_updated_on_the_bus(harness, before)
+
+
+async def check_options_updated_on_the_bus(harness: Harness, state: Snapshot) -> None:
+    """The relay publishes one OptionsUpdated per new ETag, the last one per binding current."""
+    relay = OutboxRelay(harness.sessionmaker, harness.runtime.bus)
+    while await relay.publish_pending():
+        pass
+    topic = harness.runtime.topic(topics.OPTIONS_EVENTS)
+    consumer = harness.runtime.bus.consumer(f"reader-{uuid.uuid4().hex[:8]}", [topic])
+    await consumer.start()
+    received: list[Message] = []
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while len(received) < state.options_updated:
+                received.extend(await consumer.getmany(timeout=0.5))
+    finally:
+        await consumer.stop()
+
+    events = [Envelope.from_message(message) for message in received]
+    assert {event.type for event in events} == {OptionsUpdated.event_type}
+    assert len({event.data["etag"] for event in events}) == state.options_updated
+    latest = {event.data["auth_id"]: event.data for event in events}
+    for auth_id, (_, etag, version) in state.documents.items():
+        assert (latest[auth_id]["etag"], latest[auth_id]["version"]) == (etag, version)
 
 
 @pytest.fixture
