@@ -250,8 +250,27 @@ async def _sync_once(
     max_qps = max((app["max_qps"] for app in counters["apps"].values()), default=0)
     calls = int(sync_run.stats["api_calls"]["total"])
     floor = calls / qps
+    ratio = seconds / floor
     return {
         "benchmark": "meta_sync",
+        "headline": [
+            {
+                "metric": f"meta sync, {advertisers} advertisers at {qps:g} QPS: "
+                "time / (calls / QPS)",
+                "value": round(ratio, 4),
+                "goal": GOAL_RATIO,
+                "better": "lower",
+                "goal_met": sync_run.status == "succeeded" and ratio <= GOAL_RATIO,
+            },
+            {"metric": "meta sync wall time", "value": round(seconds, 1), "unit": "s"},
+            {"metric": "meta sync TikTok calls", "value": calls},
+            {
+                "metric": "40100 answers",
+                "value": throttled,
+                "goal": 0,
+                "better": "lower",
+            },
+        ],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "database": "MariaDB",
@@ -273,9 +292,10 @@ async def _sync_once(
         "max_requests_in_any_second": max_qps,
         "seconds": round(seconds, 2),
         "floor_seconds": round(floor, 2),
-        "ratio": round(seconds / floor, 4),
+        "ratio": round(ratio, 4),
         "goal_ratio": GOAL_RATIO,
-        "goal_met": sync_run.status == "succeeded" and seconds / floor <= GOAL_RATIO,
+        "goal_met": sync_run.status == "succeeded" and ratio <= GOAL_RATIO,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "phase_seconds": sync_run.stats["phase_seconds"],
         "entities": sync_run.stats["entities"],
     }
