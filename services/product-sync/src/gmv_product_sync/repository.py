@@ -25,7 +25,10 @@ from gmv_common.db.models import (
 )
 from gmv_product_sync.records import StoredEligibility, StoredProduct
 
-CHUNK = 1000
+# Rows per statement. Each statement's parameters are escaped, and its result rows
+# parsed, in one stretch of the event loop; small statements keep those pauses short, so
+# the rate limiter's send slots (a few ms of tolerance) are not missed while writing.
+CHUNK = 200
 PRODUCT_TABLE = cast(Table, Product.__table__)
 ELIGIBILITY_TABLE = cast(Table, ProductEligibility.__table__)
 PRODUCT_UPDATE_COLUMNS = (
