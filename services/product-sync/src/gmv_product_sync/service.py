@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gmv_common.bindings import (
@@ -64,6 +65,9 @@ log = get_logger(__name__)
 WRITE_CHUNK = 1000
 PAGE_QUEUE_DEPTH = 16
 FETCH_CONCURRENCY = 2
+STORE_BUSY_ATTEMPTS = 3
+# MySQL/MariaDB: lock wait timeout, deadlock.
+MYSQL_CONTENTION_CODES = frozenset({1205, 1213})
 
 ClientFactory = Callable[[ProviderApp], TikTokClient]
 T = TypeVar("T")
@@ -125,12 +129,33 @@ class ProductSyncService:
         started = time.perf_counter()
         tally = RunTally()
         try:
-            async with self._sessionmaker() as session, session.begin():
-                return await self._sync(session, run, command, lease, tally, started)
+            for attempt in range(1, STORE_BUSY_ATTEMPTS + 1):
+                tally = RunTally()
+                try:
+                    async with self._sessionmaker() as session, session.begin():
+                        return await self._sync(
+                            session, run, command, lease, tally, started
+                        )
+                except (IntegrityError, OperationalError) as exc:
+                    if not _store_contention(exc) or attempt == STORE_BUSY_ATTEMPTS:
+                        raise
+                    # Another run wrote the same products (another advertiser of this
+                    # store) and committed first: start over on top of its rows.
+                    log.warning("product_sync.store_busy_retry", attempt=attempt)
+            raise AssertionError("unreachable")
+        except (IntegrityError, OperationalError) as exc:
+            if not _store_contention(exc):
+                raise
+            failure: GMVError = ProductSyncError(
+                "other runs kept writing this store's products; try again later",
+                code="STORE_BUSY",
+                retriable=True,
+            )
+            reauth = False
         except LeaseLostError:
             raise
         except TikTokAuthError as exc:
-            failure: GMVError = exc
+            failure = exc
             reauth = True
         except GMVError as exc:
             failure, reauth = exc, False
@@ -697,6 +722,15 @@ def _params(command: ProductSyncRequested, bc_id: str | None) -> dict[str, Any]:
         "bc_id": bc_id,
         "eligibility": command.eligibility,
     }
+
+
+def _store_contention(exc: Exception) -> bool:
+    """A duplicate key, lock wait timeout or deadlock from a concurrent writer."""
+    if isinstance(exc, IntegrityError):
+        return True
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    code = args[0] if args else None
+    return code in MYSQL_CONTENTION_CODES or "database is locked" in str(exc)
 
 
 def _error_item(error: Exception) -> dict[str, Any]:
