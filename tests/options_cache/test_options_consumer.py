@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaError
 from options_support import (
     binding_changed,
     envelope_of,
@@ -70,21 +69,11 @@ class Harness:
         for logical in (topics.SYNC_EVENTS, topics.BINDING_EVENTS):
             topic = self.runtime.topic(logical)
             if isinstance(bus, KafkaBus):
-                await reset_when_group_is_empty(bus, group, topic)
+                # The last member may still be leaving; the reset waits for it.
+                await bus.reset_group(group, topic, wait_seconds=WAIT_SECONDS)
             else:
                 assert isinstance(bus, InMemoryBus)
                 bus.reset_group(group, topic)
-
-
-async def reset_when_group_is_empty(bus: KafkaBus, group: str, topic: str) -> None:
-    """Like the Kafka CLI, a reset needs a group without members; the last one may be leaving."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            try:
-                await bus.reset_group(group, topic)
-                return
-            except KafkaError:
-                await asyncio.sleep(0.5)
 
 
 async def inbox_ids(sessionmaker: Sessions, group: str) -> set[str]:
