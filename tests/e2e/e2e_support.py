@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -54,6 +55,8 @@ SANDBOX_APP_ID = "7000000000000000001"
 SANDBOX_APP_SECRET = "e2e-sandbox-app-secret-0123456789"
 USER_PASSWORD = "e2e correct horse battery"
 SPA_ORIGIN = "http://spa.e2e.test"
+# Variables whose value is JSON (pydantic-settings parses them from the environment).
+JSON_ENV = {"CORS_ORIGINS", "CRYPTO_KEYS"}
 
 T = TypeVar("T")
 
@@ -299,13 +302,7 @@ class Stack:
         self.sandbox = Sandbox(self.world, self.log_dir)
         self.ports = {name: free_port() for name in ALL_SERVICES}
         self.gateway_url = f"http://127.0.0.1:{self.ports['api-gateway']}"
-        self.settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            **{
-                **{key.lower(): value for key, value in self.env().items()},
-                "cors_origins": [SPA_ORIGIN],
-            },
-        )
+        self.settings = self._settings()
         self.engine: AsyncEngine = create_null_pool_engine(self.database_url)
         self.http = httpx.AsyncClient(base_url=self.gateway_url, timeout=30)
         for name in ALL_SERVICES:
@@ -314,6 +311,13 @@ class Stack:
             env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
             log_path = self.log_dir / f"{name}.log"
             self.services[name] = Process(name, argv, env, log_path)
+
+    def _settings(self) -> Settings:
+        """The services' settings, for what this process does on their database."""
+        values: dict[str, Any] = {}
+        for key, value in self.env().items():
+            values[key.lower()] = json.loads(value) if key in JSON_ENV else value
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     def env(self) -> dict[str, str]:
         callback = f"{self.gateway_url}/api/oauth/tiktok-business/callback"
@@ -348,6 +352,9 @@ class Stack:
     # processes
 
     async def start(self) -> None:
+        # The servers are shared: another suite may be restarting one right now.
+        for server in ("mariadb", "kafka"):
+            await asyncio.to_thread(run_script, server, "wait")
         await self.sandbox.start()
         for name in ALL_SERVICES:
             self.services[name].start()
@@ -374,13 +381,7 @@ class Stack:
     async def reconfigure(self, env: dict[str, str]) -> None:
         """Change environment variables of every service and restart them all."""
         self.extra_env.update(env)
-        self.settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            **{
-                **{key.lower(): value for key, value in self.env().items()},
-                "cors_origins": [SPA_ORIGIN],
-            },
-        )
+        self.settings = self._settings()
         for process in self.services.values():
             process.env.update(env)
             process.stop()

@@ -2,9 +2,10 @@
 
 Two bindings of one workspace (ten advertisers each). The 100 requests: one meta sync per
 binding and one product sync per advertiser/store pair and eligibility kind (``gmv_max``,
-``ads``, ``all``) — 62 distinct targets, each with its own ``Idempotency-Key`` — then 38 repeats of
-those requests with the same keys, which return the same run (``joined="idempotency_key"``).
-So 100 requests make exactly 62 runs. Commands wait in the outbox while the broker is down.
+``ads``, ``all``), each distinct target with its own ``Idempotency-Key`` (77 targets with
+the shared world), then repeats of the first requests with the same keys up to 100, which
+return the same run (``joined="idempotency_key"``). So 100 requests make exactly one run per
+distinct target. Commands wait in the outbox while the broker is down.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ async def _requests(
     return targets
 
 
+@pytest.mark.timeout(600)
 async def test_sync_requests_during_broker_outage_all_complete_once_after_it(
     stack: Stack,
     kafka_restored: None,

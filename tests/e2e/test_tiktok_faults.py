@@ -54,11 +54,11 @@ async def test_syncs_under_retriable_faults_end_with_exactly_the_sandbox_data(
     await stack.set_provider_qps(1000)
     before = await stack.sandbox.admin("GET", "/counters")
     tenant = await stack.bootstrap_tenant(name="Faults agency")
-    auth_id = await _binding(stack, tenant, slice(0, 12))
+    auth_id = await _binding(stack, tenant, slice(0, 24))
     counts = await assert_meta_matches(stack, auth_id)
 
     products = 0
-    for advertiser_id, store_id in (await store_pairs(stack, auth_id))[:3]:
+    for advertiser_id, store_id in (await store_pairs(stack, auth_id))[:6]:
         body = {"scope": "products", "advertiser_id": advertiser_id}
         answer = await stack.request_sync(
             tenant, auth_id, {**body, "store_id": store_id}
