@@ -136,3 +136,21 @@ def test_development_tolerates_the_defaults(
     make_settings: Callable[..., Settings],
 ) -> None:
     make_settings(environment="development").check_production()
+
+
+@pytest.mark.parametrize(
+    ("configured", "origins"),
+    [
+        (
+            "http://localhost:5173, https://app.example.com",
+            ["http://localhost:5173", "https://app.example.com"],
+        ),
+        ('["https://app.example.com"]', ["https://app.example.com"]),
+    ],
+)
+def test_cors_origins_accept_a_comma_list_or_json_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, configured: str, origins: list[str]
+) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", configured)
+
+    assert Settings(_env_file=None).cors_origins == origins

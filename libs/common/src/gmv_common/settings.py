@@ -7,12 +7,13 @@ validated at start-up, and ``Settings.check_production()`` refuses unsafe defaul
 from __future__ import annotations
 
 import base64
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"
 # 32 zero-ish bytes, url-safe base64: usable locally, refused in production.
@@ -47,7 +48,10 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json", "auto"] = "auto"
 
     # HTTP / cookies (names as in the older system)
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:5173"])
+    # NoDecode: the validator below accepts a JSON list or the older comma-separated form.
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:5173"]
+    )
     secret_key: str = INSECURE_SECRET_KEY
     cookie_name: str = "gmv_session"
     cookie_max_age: int = 604800
@@ -128,8 +132,11 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
 
     @property
