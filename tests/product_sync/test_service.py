@@ -20,9 +20,9 @@ from product_sync_support import (
     seed_pair,
     world,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from gmv_common.db.models import Binding, GmvMaxBindingConfig, OutboxMessage
+from gmv_common.db.models import Binding, GmvMaxBindingConfig, OutboxMessage, SyncRun
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_sandbox import FaultRule, SandboxState
@@ -272,3 +272,21 @@ async def test_listing_that_keeps_failing_fails_run_and_writes_nothing(
     assert run.error_code == "TIKTOK_UNAVAILABLE"
     assert rows[ids[0]].title != "Never stored"
     assert all(row.deleted_at is None for row in rows.values())
+
+
+async def test_run_claimed_too_many_times_fails_instead_of_looping(
+    runtime: Runtime, state: SandboxState, pair: Pair
+) -> None:
+    requested = await request(
+        runtime.sessionmaker, pair, topic_prefix=runtime.settings.kafka_topic_prefix
+    )
+    async with runtime.sessionmaker.begin() as session:
+        await session.execute(
+            update(SyncRun).where(SyncRun.id == requested.run.id).values(attempts=5)
+        )
+
+    run = await run_to_end(sandbox_executor(runtime, state), requested.run.id)
+
+    assert run.status == "failed"
+    assert run.error_code == "RUN_ATTEMPTS_EXHAUSTED"
+    assert await product_rows(runtime.sessionmaker, pair) == {}

@@ -9,7 +9,10 @@ the run starts over from a clean state. Only a complete read (all pages, count e
 
 Errors: a token TikTok refuses fails the run with ``TOKEN_INVALID`` and flags the binding
 ``needs_reauth``; a read that fails for one kind of an ``all`` request leaves the run
-``partial``; any other failure fails the run with the error's stable code.
+``partial``; another run writing the same store's rows first makes the run start over
+(``STORE_BUSY`` after three tries); any other failure fails the run with the error's
+stable code. A lost database connection is not recorded (it could not be): the run's
+lease expires and the run is dispatched again, up to ``MAX_RUN_ATTEMPTS`` claims.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ WRITE_CHUNK = 1000
 PAGE_QUEUE_DEPTH = 16
 FETCH_CONCURRENCY = 2
 STORE_BUSY_ATTEMPTS = 3
+# Claims of one run (each worker death or lost database costs one) before it fails.
+MAX_RUN_ATTEMPTS = 5
 # MySQL/MariaDB: lock wait timeout, deadlock.
 MYSQL_CONTENTION_CODES = frozenset({1205, 1213})
 
@@ -128,6 +133,14 @@ class ProductSyncService:
         """Run ``command`` (the claimed ``run``) to a final status, or raise ``LeaseLostError``."""
         started = time.perf_counter()
         tally = RunTally()
+        if run.attempts > MAX_RUN_ATTEMPTS:
+            exhausted = ProductSyncError(
+                f"the run was started {run.attempts} times without finishing",
+                code="RUN_ATTEMPTS_EXHAUSTED",
+            )
+            return await self._fail(
+                run, command, exhausted, tally, started, owner=lease.owner, reauth=False
+            )
         try:
             for attempt in range(1, STORE_BUSY_ATTEMPTS + 1):
                 tally = RunTally()
