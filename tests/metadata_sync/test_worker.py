@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,12 +13,13 @@ from meta_sync_support import (
     assert_matches_sandbox,
     make_sandbox,
     make_worker,
+    request_run,
     stored_graph,
     sync_once,
 )
 from sqlalchemy import select
 
-from gmv_common.db.models import Advertiser, Binding, OutboxMessage, Store
+from gmv_common.db.models import Advertiser, Binding, OutboxMessage, Store, SyncRun
 from gmv_common.runtime import Runtime
 from gmv_common.tiktok import InMemoryRateLimiter
 from gmv_metadata_sync.worker import MetaSyncWorker
@@ -305,3 +307,75 @@ async def test_failed_hydration_batch_keeps_what_was_known(
     assert set(after) == set(before)
     assert after[renamed].name == before[renamed].name
     assert after[renamed].timezone == before[renamed].timezone
+
+
+async def test_runs_of_two_bindings_execute_side_by_side(
+    sqlite_runtime: Runtime, binding: SandboxBinding, worker: MetaSyncWorker
+) -> None:
+    other = await add_binding(
+        sqlite_runtime.sessionmaker,
+        sqlite_runtime.keyring,
+        binding.state,
+        app_id=binding.app_id,
+        access_token=binding.access_token,
+        workspace_name="Second agency",
+    )
+    prefix = worker.config.topic_prefix
+    first_id = await request_run(
+        sqlite_runtime.sessionmaker, binding, topic_prefix=prefix
+    )
+    second_id = await request_run(
+        sqlite_runtime.sessionmaker, other, topic_prefix=prefix
+    )
+
+    first = await worker.submit(first_id)
+    second = await worker.submit(second_id)
+
+    assert first is not None
+    assert second is not None
+    assert worker.running == 2
+    await asyncio.gather(first, second)
+    for run_id in (first_id, second_id):
+        async with sqlite_runtime.sessionmaker() as session:
+            row = await session.get(SyncRun, run_id)
+        assert row is not None
+        assert row.status == "succeeded"
+
+
+async def test_full_worker_leaves_the_run_queued_for_later(
+    sqlite_runtime: Runtime, binding: SandboxBinding
+) -> None:
+    worker = make_worker(
+        sqlite_runtime.sessionmaker,
+        sqlite_runtime.keyring,
+        sqlite_runtime.settings,
+        InMemoryRateLimiter(),
+        binding.state,
+        max_concurrent_runs=1,
+    )
+    other = await add_binding(
+        sqlite_runtime.sessionmaker,
+        sqlite_runtime.keyring,
+        binding.state,
+        app_id=binding.app_id,
+        access_token=binding.access_token,
+        workspace_name="Second agency",
+    )
+    prefix = worker.config.topic_prefix
+    first_id = await request_run(
+        sqlite_runtime.sessionmaker, binding, topic_prefix=prefix
+    )
+    second_id = await request_run(
+        sqlite_runtime.sessionmaker, other, topic_prefix=prefix
+    )
+
+    running = await worker.submit(first_id)
+    refused = await worker.submit(second_id)
+
+    assert running is not None
+    assert refused is None
+    async with sqlite_runtime.sessionmaker() as session:
+        queued = await session.get(SyncRun, second_id)
+    assert queued is not None
+    assert queued.status == "queued"
+    await worker.drain(30)
