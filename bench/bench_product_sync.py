@@ -1,8 +1,10 @@
 """Product sync speed: rows per second into MariaDB, and pacing at the 10 QPS app budget.
 
 Creates a database of its own on the MariaDB of ``GMV_BENCH_DATABASE_URL`` (else
-``GMV_TEST_DATABASE_URL``, else the local test server) and runs the TikTok sandbox in
-process. Every run goes through the production path: ``RunExecutor`` claims it with a
+``GMV_TEST_DATABASE_URL``, else the local test server) and runs the TikTok sandbox over
+HTTP in a process of its own (as TikTok is remote: its page building does not share the
+worker's CPU; ``--inline-sandbox`` keeps it in process). Every run goes through the
+production path: ``RunExecutor`` claims it with a
 lease, ``ProductSyncService`` reads ``store/product/get`` page by page through the shared
 database rate limiter and writes in bulk, and the run's event lands in the outbox.
 
@@ -25,6 +27,8 @@ import asyncio
 import json
 import os
 import platform
+import socket
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -92,34 +96,133 @@ async def drop_database(server_url: str, url: str) -> None:
         await engine.dispose()
 
 
-class Bench:
-    """One sandbox world and one database; pairs are seeded on demand."""
+def world_spec(seed: int, products: int, *, advertisers: int) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "business_centers": 1,
+        "advertisers": advertisers,
+        "stores_per_advertiser": 1,
+        "products_per_store": products,
+        "orphan_advertiser_share": 0.0,
+        "shared_store_share": 0.0,
+        "gmv_max_eligible_share": 1.0,
+    }
 
-    def __init__(self, runtime: Runtime, state: SandboxState) -> None:
+
+SANDBOX_PROCESS = """
+import json, sys
+from gmv_sandbox import SandboxState, WorldSpec
+from gmv_sandbox.server import serve_forever
+spec, app, port = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+state = SandboxState.generate(WorldSpec(**spec))
+state.create_app(app_id=app["app_id"], secret=app["secret"], qps=app["qps"])
+state.issue_token(app["app_id"], access_token=app["token"])
+serve_forever(state, host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+class Sandbox:
+    """The sandbox world with one app: in process, or served by a child process.
+
+    Both sides generate the same world from the same spec, so ids agree.
+    """
+
+    def __init__(self, spec: dict[str, Any], *, qps: int, inline: bool) -> None:
+        self.state = SandboxState.generate(WorldSpec(**spec))
+        self.app: dict[str, Any] = {
+            "app_id": f"7{uuid.uuid4().int % 10**18:018d}",
+            "secret": uuid.uuid4().hex,
+            "token": uuid.uuid4().hex,
+            "qps": qps,
+        }
+        self._spec = spec
+        self._inline = inline
+        self._process: asyncio.subprocess.Process | None = None
+        self._admin = ""
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self.api_base_url = SANDBOX_BASE_URL
+
+    async def __aenter__(self) -> Sandbox:
+        if self._inline:
+            self.state.create_app(
+                app_id=self.app["app_id"],
+                secret=self.app["secret"],
+                qps=self.app["qps"],
+            )
+            self.state.issue_token(self.app["app_id"], access_token=self.app["token"])
+            self.transport = httpx.ASGITransport(app=create_app(self.state))
+            return self
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SANDBOX_PROCESS,
+            json.dumps(self._spec),
+            json.dumps(self.app),
+            str(port),
+        )
+        self.api_base_url = f"http://127.0.0.1:{port}/open_api/v1.3/"
+        self._admin = f"http://127.0.0.1:{port}/_sandbox"
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                try:
+                    await client.get(f"{self._admin}/health")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            await asyncio.wait_for(self._process.wait(), 10)
+
+    async def counters(self) -> dict[str, Any]:
+        if self._process is None:
+            return self.state.counters()
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{self._admin}/counters")
+            counters: dict[str, Any] = response.json()
+            return counters
+
+    async def reset_counters(self) -> None:
+        if self._process is None:
+            self.state.reset_counters()
+            return
+        async with httpx.AsyncClient() as client:
+            await client.post(f"{self._admin}/counters/reset")
+
+
+class Bench:
+    """One sandbox and one database; pairs are seeded on demand."""
+
+    def __init__(self, runtime: Runtime, sandbox: Sandbox) -> None:
         self.runtime = runtime
-        self.state = state
-        self._transport = httpx.ASGITransport(app=create_app(state))
+        self.sandbox = sandbox
+        self.state = sandbox.state
         self._limiter = build_rate_limiter(runtime.sessionmaker, runtime.settings)
 
     def executor(self) -> RunExecutor:
         settings = self.runtime.settings.model_copy(
-            update={"tiktok_api_base_url": SANDBOX_BASE_URL}
+            update={"tiktok_api_base_url": self.sandbox.api_base_url}
         )
 
         def client(app: ProviderApp) -> TikTokClient:
             return build_tiktok_client(
-                settings, limiter=self._limiter, transport=self._transport
+                settings, limiter=self._limiter, transport=self.sandbox.transport
             )
 
         return build_executor(
             self.runtime, limiter=self._limiter, client_factory=client
         )
 
-    async def seed(self, advertiser_index: int, *, qps: int) -> dict[str, Any]:
-        """A workspace, app (limited to ``qps``) and binding for one sandbox pair."""
+    async def seed(self, advertiser_index: int) -> dict[str, Any]:
+        """A workspace, app and binding for one sandbox pair."""
         keyring: Keyring = self.runtime.keyring
-        developer_app = self.state.create_app(qps=qps)
-        token = self.state.issue_token(developer_app.app_id)
+        sandbox_app = self.sandbox.app
+        qps = int(sandbox_app["qps"])
         advertiser = list(self.state.world.advertisers.values())[advertiser_index]
         store = self.state.world.stores[advertiser.store_ids[0]]
         async with self.runtime.sessionmaker.begin() as session:
@@ -127,11 +230,11 @@ class Bench:
             session.add(workspace)
             await session.flush()
             secret, version = keyring.encrypt(
-                developer_app.secret,
-                associated_data=app_secret_context(developer_app.app_id),
+                sandbox_app["secret"],
+                associated_data=app_secret_context(sandbox_app["app_id"]),
             )
             app = ProviderApp(
-                app_id=developer_app.app_id,
+                app_id=sandbox_app["app_id"],
                 name="bench app",
                 secret_cipher=secret,
                 key_version=version,
@@ -141,7 +244,7 @@ class Bench:
             session.add(app)
             await session.flush()
             cipher, version = keyring.encrypt(
-                token.access_token,
+                sandbox_app["token"],
                 associated_data=binding_token_context(workspace.id, app.id),
             )
             binding = Binding(
@@ -149,7 +252,7 @@ class Bench:
                 provider_app_id=app.id,
                 access_token_cipher=cipher,
                 key_version=version,
-                token_fingerprint=fingerprint(token.access_token),
+                token_fingerprint=fingerprint(sandbox_app["token"]),
             )
             session.add(binding)
             await session.flush()
@@ -165,7 +268,7 @@ class Bench:
         return {
             "workspace_id": workspace.id,
             "auth_id": binding.id,
-            "app_id": developer_app.app_id,
+            "app_id": sandbox_app["app_id"],
             "advertiser_id": advertiser.advertiser_id,
             "store_id": store.store_id,
             "products_in_store": self.state.world.product_count(store),
@@ -225,47 +328,29 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             kafka_topic_prefix="bench",
         )
         runtime = Runtime.create(settings, bus=InMemoryBus())
-        state = SandboxState.generate(
-            WorldSpec(
-                seed=2026,
-                business_centers=1,
-                advertisers=2,
-                stores_per_advertiser=1,
-                products_per_store=args.products,
-                orphan_advertiser_share=0.0,
-                shared_store_share=0.0,
-                gmv_max_eligible_share=1.0,
-            )
-        )
-        paced_state = SandboxState.generate(
-            WorldSpec(
-                seed=2027,
-                business_centers=1,
-                advertisers=1,
-                stores_per_advertiser=1,
-                products_per_store=args.paced_products,
-                orphan_advertiser_share=0.0,
-                shared_store_share=0.0,
-                gmv_max_eligible_share=1.0,
-            )
-        )
+        lifted_spec = world_spec(2026, args.products, advertisers=2)
+        paced_spec = world_spec(2027, args.paced_products, advertisers=1)
         try:
-            bench = Bench(runtime, state)
-            lifted = await bench.seed(0, qps=0)
-            started = time.perf_counter()
-            first = await bench.sync(lifted, trigger="manual")
-            first_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            again = await bench.sync(lifted, trigger="schedule")
-            again_seconds = time.perf_counter() - started
+            async with Sandbox(lifted_spec, qps=0, inline=args.inline_sandbox) as box:
+                bench = Bench(runtime, box)
+                lifted = await bench.seed(0)
+                started = time.perf_counter()
+                first = await bench.sync(lifted, trigger="manual")
+                first_seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                again = await bench.sync(lifted, trigger="schedule")
+                again_seconds = time.perf_counter() - started
 
-            paced_bench = Bench(runtime, paced_state)
-            paced = await paced_bench.seed(0, qps=int(args.qps))
-            paced_state.reset_counters()
-            started = time.perf_counter()
-            paced_run = await paced_bench.sync(paced, trigger="schedule")
-            paced_seconds = time.perf_counter() - started
-            counters = paced_state.counters()
+            async with Sandbox(
+                paced_spec, qps=int(args.qps), inline=args.inline_sandbox
+            ) as box:
+                paced_bench = Bench(runtime, box)
+                paced = await paced_bench.seed(0)
+                await box.reset_counters()
+                started = time.perf_counter()
+                paced_run = await paced_bench.sync(paced, trigger="schedule")
+                paced_seconds = time.perf_counter() - started
+                counters = await box.counters()
         finally:
             await runtime.close()
     finally:
@@ -283,6 +368,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_1m": round(os.getloadavg()[0], 2),
         },
         "database": "MariaDB",
+        "sandbox": "in process" if args.inline_sandbox else "separate process (HTTP)",
         "throughput_qps_lifted": {
             "store_products": lifted["products_in_store"],
             "first_sync_all_inserts": run_figures(first, first_seconds),
@@ -309,6 +395,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--paced-products", type=int, default=20_000)
     parser.add_argument("--qps", type=float, default=10.0)
+    parser.add_argument("--inline-sandbox", action="store_true")
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="console", service="bench")
     results = asyncio.run(measure(args))
