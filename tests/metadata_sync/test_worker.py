@@ -17,7 +17,7 @@ from meta_sync_support import (
     stored_graph,
     sync_once,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gmv_common.db.models import Advertiser, Binding, OutboxMessage, Store, SyncRun
 from gmv_common.runtime import Runtime
@@ -379,3 +379,26 @@ async def test_full_worker_leaves_the_run_queued_for_later(
     assert queued is not None
     assert queued.status == "queued"
     await worker.drain(30)
+
+
+async def test_run_claimed_too_often_fails_instead_of_running_again(
+    sqlite_runtime: Runtime, binding: SandboxBinding, worker: MetaSyncWorker
+) -> None:
+    prefix = worker.config.topic_prefix
+    run_id = await request_run(
+        sqlite_runtime.sessionmaker, binding, topic_prefix=prefix
+    )
+    async with sqlite_runtime.sessionmaker.begin() as session:
+        await session.execute(
+            update(SyncRun).where(SyncRun.id == run_id).values(attempts=5)
+        )
+
+    task = await worker.submit(run_id)
+    assert task is not None
+    await task
+
+    async with sqlite_runtime.sessionmaker() as session:
+        row = await session.get(SyncRun, run_id)
+    assert row is not None
+    assert (row.status, row.error_code) == ("failed", "RUN_ATTEMPTS_EXHAUSTED")
+    assert binding.state.counters()["total_calls"] == 0

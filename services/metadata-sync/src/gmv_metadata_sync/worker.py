@@ -49,6 +49,8 @@ from gmv_metadata_sync.upstream import DEFAULT_CONCURRENCY, MetaChainReader
 log = get_logger(__name__)
 
 INTERACTIVE_TRIGGERS = frozenset({"refresh", "manual", "oauth"})
+# A run claimed this many times never finished (its worker keeps dying): stop retrying.
+MAX_RUN_ATTEMPTS = 5
 ClientFactory = Callable[[str | None], TikTokClient]
 
 
@@ -194,6 +196,13 @@ class MetaSyncWorker:
 
     async def _run_chain(self, run: SyncRun, lease: Lease) -> None:
         log.info("meta_sync.started", trigger=run.trigger, attempt=run.attempts)
+        if run.attempts > MAX_RUN_ATTEMPTS:
+            await self._fail(
+                run,
+                "RUN_ATTEMPTS_EXHAUSTED",
+                f"the run was started {run.attempts} times without finishing",
+            )
+            return
         try:
             async with self.sessionmaker() as session:
                 credentials = await load_binding_credentials(
