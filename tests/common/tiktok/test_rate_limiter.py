@@ -21,6 +21,7 @@ from gmv_common.tiktok import (
     RateLimiter,
 )
 from gmv_common.tiktok.limiter import (
+    current_jitter,
     current_rate_factor,
     late_tolerance,
     plan_reservation,
@@ -70,6 +71,31 @@ def test_eleven_slots_span_more_than_one_second_even_with_late_sends() -> None:
 
     assert 10 * interval - tolerance > 1.0
     assert tolerance > 0.02
+
+
+def test_late_wake_ups_widen_the_spacing_for_every_caller() -> None:
+    late = plan_reservation(
+        PacerState(qps=10), NOW, Priority.BULK, NO_DEADLINE, CONFIG, 0.05
+    )
+    following = plan_reservation(late.state, NOW, Priority.BULK, NO_DEADLINE, CONFIG)
+
+    assert late.state.jitter == 0.05
+    assert late.state.next_slot_at - late.slot_at == pytest.approx(0.11)
+    assert following.state.next_slot_at - following.slot_at == pytest.approx(0.11)
+    assert following.late_tolerance == pytest.approx(0.05)
+
+
+def test_the_jitter_estimate_is_capped_and_fades() -> None:
+    stalled = plan_reservation(
+        PacerState(qps=10), NOW, Priority.BULK, NO_DEADLINE, CONFIG, 2.0
+    ).state
+    later = NOW + CONFIG.jitter_half_life_seconds
+
+    assert stalled.jitter == CONFIG.jitter_cap_seconds
+    assert current_jitter(stalled, later, CONFIG) == pytest.approx(
+        CONFIG.jitter_cap_seconds / 2
+    )
+    assert current_jitter(stalled, NOW + 600, CONFIG) < 0.001
 
 
 def test_bulk_waits_when_the_pacer_is_booked_past_its_horizon() -> None:

@@ -186,6 +186,36 @@ async def test_a_timeout_is_retried_over_real_http(sandbox: Sandbox) -> None:
     assert codes == ["TIKTOK_UNREACHABLE"]
 
 
+class _SendDelaySpy(InMemoryRateLimiter):
+    def __init__(self) -> None:
+        super().__init__(default_qps=1000)
+        self.delays: list[float] = []
+
+    def observe_send_delay(self, app_id: str, delay: float) -> None:
+        self.delays.append(delay)
+        super().observe_send_delay(app_id, delay)
+
+
+async def test_the_client_reports_when_each_request_left_after_its_slot(
+    sandbox: Sandbox,
+) -> None:
+    limiter = _SendDelaySpy()
+
+    with SandboxServer(sandbox.state) as server:
+        async with TikTokClient(
+            limiter=limiter,
+            settings=Settings(_env_file=None, environment="test"),
+            base_url=server.api_base_url,
+        ) as client:
+            for _ in range(3):
+                await client.get_business_centers_page(
+                    sandbox.credentials, priority=BULK
+                )
+
+    assert len(limiter.delays) == 3
+    assert all(0 <= delay < 1 for delay in limiter.delays)
+
+
 async def test_an_unreachable_server_raises_transport_error() -> None:
     credentials = TikTokCredentials(app_id="1", access_token=SecretStr("t"))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -468,6 +469,13 @@ class TikTokClient:
 
     async def _attempt(self, call: _Call) -> dict[str, Any]:
         await self._limiter.acquire(call.app_id, call.priority)
+        granted_at = time.monotonic()
+        sent_at: list[float] = []
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event.endswith("send_request_headers.complete") and not sent_at:
+                sent_at.append(time.monotonic())
+
         try:
             response = await self._http.request(
                 call.method,
@@ -475,6 +483,7 @@ class TikTokClient:
                 params=call.params,
                 json=call.body,
                 headers=call.headers,
+                extensions={"trace": trace},
             )
         except httpx.TransportError as exc:
             TIKTOK_CALLS.labels(endpoint=call.endpoint, code="TRANSPORT").inc()
@@ -485,6 +494,11 @@ class TikTokClient:
                 request_sent=not isinstance(exc, _NOT_SENT_ERRORS),
                 cause=type(exc).__name__,
             ) from None
+        finally:
+            # How long after its slot the request really left (a cold connection, a TLS
+            # handshake, a stalled loop): the pacer widens its spacing to absorb it.
+            if sent_at:
+                self._limiter.observe_send_delay(call.app_id, sent_at[0] - granted_at)
         return await self._read_envelope(call, response)
 
     async def _read_envelope(

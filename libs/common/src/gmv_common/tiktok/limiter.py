@@ -18,10 +18,15 @@ Back-off: after a ``40100`` the client calls ``report_throttled``; the shared
 ``rate_factor`` halves (at most once per second, never below ``min_rate_factor``) and the
 pacer pauses for a second. It then grows back additively (``recovery_per_second``).
 
-A caller that wakes more than half the window's slack after its slot (a stalled event
-loop) gives the slot up and reserves another, since sending late would bunch it with the
-next sends. Time is the callers' wall clock; across hosts it relies on NTP-synchronised
-clocks (a skew of a few milliseconds eats into that slack).
+Late sends: a send that leaves late bunches up with the next ones. Each process reports
+how late it woke for its slots and how long its requests then took to leave (a cold
+connection, a stalled loop) with its next reservation; the row keeps the worst recent
+delay (``jitter``, capped, halving every 10 s) and the spacing widens so that
+``floor(qps) + 1`` sends span at least ``1 + jitter_margin * jitter`` seconds. On a quiet
+machine that changes nothing; on a loaded one it trades a little rate for no ``40100``.
+A caller that wakes later than half the remaining slack gives its slot up and reserves
+another. Time is the callers' wall clock; across hosts it relies on NTP-synchronised
+clocks (a skew of a few milliseconds eats into the slack).
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ class PacerConfig:
     throttle_pause_seconds: float = 1.0
     decrease_cooldown_seconds: float = 1.0
     poll_jitter_seconds: float = 0.01
+    jitter_margin: float = 3.0
+    jitter_cap_seconds: float = 0.2
+    jitter_half_life_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +93,18 @@ class PacerState:
     next_slot_at: float = 0.0
     throttled_at: float | None = None
     throttle_count: int = 0
+    jitter: float = 0.0
+    jitter_at: float = 0.0
 
     def effective_qps(self, now: float, config: PacerConfig) -> float:
-        return self.qps * config.utilisation * current_rate_factor(self, now, config)
+        """The send rate the pacer hands out right now."""
+        interval = slot_interval(
+            self.qps,
+            current_rate_factor(self, now, config),
+            config,
+            current_jitter(self, now, config),
+        )
+        return 1.0 / interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +127,24 @@ def current_rate_factor(state: PacerState, now: float, config: PacerConfig) -> f
     return min(1.0, state.rate_factor + config.recovery_per_second * elapsed)
 
 
-def slot_interval(qps: float, rate_factor: float, config: PacerConfig) -> float:
-    return 1.0 / (qps * config.utilisation * rate_factor)
+def current_jitter(state: PacerState, now: float, config: PacerConfig) -> float:
+    """The callers' recent worst send delay, halving every ``jitter_half_life_seconds``."""
+    elapsed = max(0.0, now - state.jitter_at)
+    return state.jitter * math.pow(0.5, elapsed / config.jitter_half_life_seconds)
+
+
+def slot_interval(
+    qps: float, rate_factor: float, config: PacerConfig, jitter: float = 0.0
+) -> float:
+    """Spacing of slots: ``utilisation`` of the rate, or wider if sends run late.
+
+    ``floor(qps) + 1`` sends must span more than one second even when one of them leaves
+    ``jitter_margin * jitter`` late, so the spacing never drops below that.
+    """
+    paced = 1.0 / (qps * config.utilisation * rate_factor)
+    sends_per_window = max(1, math.floor(qps))
+    spread = (1.0 + config.jitter_margin * jitter) / (sends_per_window * rate_factor)
+    return max(paced, spread)
 
 
 def late_tolerance(qps: float, interval: float) -> float:
@@ -127,10 +160,19 @@ def plan_reservation(
     priority: Priority,
     deadline: float,
     config: PacerConfig,
+    observed_lateness: float = 0.0,
 ) -> Reservation:
-    """Grant the next slot, or say when to try again; never mutates ``state``."""
+    """Grant the next slot, or say when to try again; never mutates ``state``.
+
+    ``observed_lateness`` is how late the caller's process last woke for a slot; it
+    raises the shared jitter estimate (up to ``jitter_cap_seconds``).
+    """
     factor = current_rate_factor(state, now, config)
-    interval = slot_interval(state.qps, factor, config)
+    jitter = min(
+        config.jitter_cap_seconds,
+        max(current_jitter(state, now, config), observed_lateness),
+    )
+    interval = slot_interval(state.qps, factor, config, jitter)
     tolerance = late_tolerance(state.qps, interval)
     slot = max(state.next_slot_at, now + config.start_lead_seconds)
 
@@ -141,7 +183,12 @@ def plan_reservation(
         return Reservation(None, retry_at, tolerance, state)
 
     granted = replace(
-        state, rate_factor=factor, rate_factor_at=now, next_slot_at=slot + interval
+        state,
+        rate_factor=factor,
+        rate_factor_at=now,
+        next_slot_at=slot + interval,
+        jitter=jitter,
+        jitter_at=now,
     )
     return Reservation(slot, slot, tolerance, granted)
 
@@ -197,6 +244,7 @@ class RateLimiter(ABC):
         self.default_qps = default_qps
         self.config = config or PacerConfig()
         self._bulk_gates: dict[str, asyncio.Lock] = {}
+        self._lateness: dict[str, float] = {}
 
     async def acquire(
         self, app_id: str, priority: Priority, *, max_wait: float | None = None
@@ -217,6 +265,7 @@ class RateLimiter(ABC):
                 )
             await _sleep_until(slot_at)
             lateness = time.time() - slot_at
+            self._observe_lateness(app_id, lateness)
             if lateness <= tolerance:
                 break
             LIMITER_MISSED_SLOTS.inc()
@@ -242,6 +291,14 @@ class RateLimiter(ABC):
             throttle_count=state.throttle_count,
         )
 
+    def observe_send_delay(self, app_id: str, delay: float) -> None:
+        """Report how long after its slot a request actually went out on the wire.
+
+        The delay joins the wake-up delays this process reports with its next
+        reservation, so slow connection set-ups widen the shared spacing too.
+        """
+        self._observe_lateness(app_id, delay)
+
     @abstractmethod
     async def set_qps(self, app_id: str, qps: float) -> None:
         """Configure ``app_id``'s limit (its TikTok tier: 10, 20, 30 or 50 QPS)."""
@@ -264,6 +321,7 @@ class RateLimiter(ABC):
         while True:
             reservation = await self._reserve(app_id, priority, deadline)
             if reservation.slot_at is not None:
+                self._lateness.pop(app_id, None)
                 LIMITER_RATE_FACTOR.labels(app_id=app_id).set(
                     reservation.state.rate_factor
                 )
@@ -277,6 +335,14 @@ class RateLimiter(ABC):
                 )
             jitter = random.uniform(0, self.config.poll_jitter_seconds)
             await _sleep_until(reservation.retry_at + jitter)
+
+    def _observe_lateness(self, app_id: str, lateness: float) -> None:
+        # Kept until this process's next granted reservation carries it to the pacer.
+        self._lateness[app_id] = max(self._lateness.get(app_id, 0.0), lateness)
+
+    def _pending_lateness(self, app_id: str) -> float:
+        """The worst wake-up delay seen since this process last reserved a slot."""
+        return self._lateness.get(app_id, 0.0)
 
     def _default_max_wait(self, priority: Priority) -> float:
         if priority is Priority.INTERACTIVE:
@@ -340,7 +406,12 @@ class DatabaseRateLimiter(RateLimiter):
                 async with self._sessions() as session, session.begin():
                     state, version = await self._load_existing(session, app_id)
                     reservation = plan_reservation(
-                        state, time.time(), priority, deadline, self.config
+                        state,
+                        time.time(),
+                        priority,
+                        deadline,
+                        self.config,
+                        self._pending_lateness(app_id),
                     )
                     if reservation.slot_at is None:
                         return reservation
@@ -379,6 +450,8 @@ class DatabaseRateLimiter(RateLimiter):
                             rate_factor_at=0.0,
                             next_slot_at=0.0,
                             throttle_count=0,
+                            jitter=0.0,
+                            jitter_at=0.0,
                             version=0,
                         )
                     )
@@ -405,6 +478,8 @@ class DatabaseRateLimiter(RateLimiter):
             TikTokRateLimit.next_slot_at,
             TikTokRateLimit.throttled_at,
             TikTokRateLimit.throttle_count,
+            TikTokRateLimit.jitter,
+            TikTokRateLimit.jitter_at,
             TikTokRateLimit.version,
         ).where(TikTokRateLimit.app_id == app_id)
         if lock:
@@ -419,6 +494,8 @@ class DatabaseRateLimiter(RateLimiter):
             next_slot_at=row.next_slot_at,
             throttled_at=row.throttled_at,
             throttle_count=row.throttle_count,
+            jitter=row.jitter,
+            jitter_at=row.jitter_at,
         )
         return state, row.version
 
@@ -435,6 +512,8 @@ class DatabaseRateLimiter(RateLimiter):
                 next_slot_at=state.next_slot_at,
                 throttled_at=state.throttled_at,
                 throttle_count=state.throttle_count,
+                jitter=state.jitter,
+                jitter_at=state.jitter_at,
                 version=version + 1,
             )
             .execution_options(synchronize_session=False)
@@ -469,7 +548,12 @@ class InMemoryRateLimiter(RateLimiter):
     ) -> Reservation:
         async with self._lock:
             reservation = plan_reservation(
-                self._state(app_id), time.time(), priority, deadline, self.config
+                self._state(app_id),
+                time.time(),
+                priority,
+                deadline,
+                self.config,
+                self._pending_lateness(app_id),
             )
             if reservation.slot_at is not None:
                 self._states[app_id] = reservation.state
@@ -492,6 +576,7 @@ __all__ = [
     "PacerState",
     "RateLimiter",
     "Reservation",
+    "current_jitter",
     "current_rate_factor",
     "late_tolerance",
     "plan_reservation",

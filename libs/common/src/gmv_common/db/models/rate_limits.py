@@ -20,7 +20,9 @@ class TikTokRateLimit(Base):
 
     ``next_slot_at`` is the earliest send time not yet handed out. ``rate_factor`` (0-1]
     scales the configured ``qps`` down after a ``40100`` and grows back over time from
-    ``rate_factor_at``. ``version`` makes each reservation a compare-and-set.
+    ``rate_factor_at``. ``jitter`` is the callers' recent worst send delay (decaying from
+    ``jitter_at``), which widens the spacing. ``version`` makes each reservation a
+    compare-and-set.
     """
 
     __tablename__ = "tiktok_rate_limits"
@@ -32,6 +34,8 @@ class TikTokRateLimit(Base):
     next_slot_at: Mapped[float] = mapped_column(Double(), default=0.0)
     throttled_at: Mapped[float | None] = mapped_column(Double())
     throttle_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    jitter: Mapped[float] = mapped_column(Double(), default=0.0)
+    jitter_at: Mapped[float] = mapped_column(Double(), default=0.0)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(
         Timestamp(), default=utcnow, onupdate=utcnow

@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("next_slot_at", sa.Double(), nullable=False),
         sa.Column("throttled_at", sa.Double(), nullable=True),
         sa.Column("throttle_count", sa.BigInteger(), nullable=False),
+        sa.Column("jitter", sa.Double(), nullable=False),
+        sa.Column("jitter_at", sa.Double(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", gmv_common.db.base.Timestamp(), nullable=False),
         sa.PrimaryKeyConstraint("app_id", name=op.f("pk_tiktok_rate_limits")),
