@@ -22,10 +22,12 @@ from gmv_gateway.auth.endpoints import router as auth_router
 from gmv_gateway.bindings.endpoints import router as bindings_router
 from gmv_gateway.catalog.endpoints import router as catalog_router
 from gmv_gateway.config.endpoints import router as config_router
+from gmv_gateway.dependencies import AccessCaches
 from gmv_gateway.errors import install_error_handlers
 from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
 from gmv_gateway.ops.endpoints import router as ops_router
+from gmv_gateway.options.cache import DocumentCache
 from gmv_gateway.options.endpoints import router as options_router
 from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
 from gmv_gateway.sync.endpoints import router as sync_router
@@ -45,13 +47,14 @@ def create_app(
 ) -> FastAPI:
     """The gateway for ``runtime``; ``tiktok_factory`` swaps how TikTok clients are built."""
     waiter = OptionsWaiter()
+    options_cache = DocumentCache()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if consume_options_events:
-            consumer = build_options_consumer(runtime, waiter)
+            consumer = build_options_consumer(runtime, waiter, options_cache)
             tasks.append(asyncio.create_task(consumer.run(stop)))
         log.info("gateway.started")
         try:
@@ -74,6 +77,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.options_waiter = waiter
+    app.state.options_cache = options_cache
+    app.state.access_caches = AccessCaches()
     app.state.tiktok = (tiktok_factory or default_tiktok_factory)(runtime)
 
     install_error_handlers(app)

@@ -11,7 +11,7 @@ or not, so ids cannot be probed. A member lacking the role answers 403 ``FORBIDD
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,6 +25,7 @@ from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_gateway.audit import Actor
 from gmv_gateway.auth import service as auth_service
+from gmv_gateway.auth.cache import TTLCache
 from gmv_gateway.auth.service import Principal
 
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
@@ -61,24 +62,73 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+@dataclass
+class AccessCaches:
+    """Per-app caches of callers and roles, used by reads only (see ``auth.cache``)."""
+
+    principals: TTLCache[str, Principal] = field(default_factory=TTLCache)
+    roles: TTLCache[tuple[int, int], str] = field(default_factory=TTLCache)
+
+    def forget_session(self, session_row_id: int | None) -> None:
+        self.principals.discard_where(
+            lambda _, principal: principal.session_row_id == session_row_id
+        )
+
+    def forget_token(self, token_id: int) -> None:
+        self.principals.discard_where(
+            lambda _, principal: principal.token_id == token_id
+        )
+
+    def forget_role(self, workspace_id: int, user_id: int) -> None:
+        self.roles.discard_where(lambda key, _: key == (user_id, workspace_id))
+
+
+def get_caches(request: Request) -> AccessCaches:
+    caches: AccessCaches = request.app.state.access_caches
+    return caches
+
+
+CachesDep = Annotated[AccessCaches, Depends(get_caches)]
+
+
+def _cacheable(session: AsyncSession, principal: Principal) -> Principal:
+    """The principal with its user out of the request's session.
+
+    A rollback expires every object of the session; a cached user still attached to it
+    could not be read by the next request (``DetachedInstanceError``, a 500).
+    """
+    session.expunge(principal.user)
+    return principal
+
+
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     settings = get_settings(request)
+    caches = get_caches(request)
+    reading = request.method in auth_service.SAFE_METHODS
     ip = client_ip(request)
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("use 'Authorization: Bearer gmv_…'", code="TOKEN_INVALID")
-        principal = await auth_service.principal_from_token(
-            session, token.strip(), ip=ip
-        )
+        key = "token:" + auth_service.sha256_hex(token.strip())
+        principal = caches.principals.get(key) if reading else None
+        if principal is None:
+            principal = await auth_service.principal_from_token(
+                session, token.strip(), ip=ip
+            )
+            caches.principals.put(key, _cacheable(session, principal))
     else:
         cookie = request.cookies.get(settings.cookie_name)
         if not cookie:
             raise AuthError("log in or send an API token", code="UNAUTHENTICATED")
-        principal = await auth_service.principal_from_cookie(
-            session, settings, cookie, ip=ip
-        )
+        key = "session:" + auth_service.sha256_hex(cookie)
+        principal = caches.principals.get(key) if reading else None
+        if principal is None:
+            principal = await auth_service.principal_from_cookie(
+                session, settings, cookie, ip=ip
+            )
+            caches.principals.put(key, _cacheable(session, principal))
         auth_service.check_csrf(
             principal, request.method, request.headers.get(auth_service.CSRF_HEADER)
         )
@@ -107,14 +157,24 @@ class WorkspaceAccess:
 
 
 async def _workspace_access(
-    workspace_id: int, principal: Principal, session: AsyncSession, minimum: str
+    request: Request,
+    workspace_id: int,
+    principal: Principal,
+    session: AsyncSession,
+    minimum: str,
 ) -> WorkspaceAccess:
-    role = await session.scalar(
-        select(Membership.role).where(
-            Membership.workspace_id == workspace_id,
-            Membership.user_id == principal.user.id,
+    roles = get_caches(request).roles
+    key = (principal.user.id, workspace_id)
+    role = roles.get(key) if request.method in auth_service.SAFE_METHODS else None
+    if role is None:
+        role = await session.scalar(
+            select(Membership.role).where(
+                Membership.workspace_id == workspace_id,
+                Membership.user_id == principal.user.id,
+            )
         )
-    )
+        if role is not None:
+            roles.put(key, role)
     if role is None:
         raise NotFoundError("workspace not found", details={"resource": "workspace"})
     if ROLE_RANK.get(role, 0) < ROLE_RANK[minimum]:
@@ -127,21 +187,21 @@ async def _workspace_access(
 
 
 async def require_member(
-    workspace_id: int, principal: PrincipalDep, session: SessionDep
+    request: Request, workspace_id: int, principal: PrincipalDep, session: SessionDep
 ) -> WorkspaceAccess:
-    return await _workspace_access(workspace_id, principal, session, "member")
+    return await _workspace_access(request, workspace_id, principal, session, "member")
 
 
 async def require_admin(
-    workspace_id: int, principal: PrincipalDep, session: SessionDep
+    request: Request, workspace_id: int, principal: PrincipalDep, session: SessionDep
 ) -> WorkspaceAccess:
-    return await _workspace_access(workspace_id, principal, session, "admin")
+    return await _workspace_access(request, workspace_id, principal, session, "admin")
 
 
 async def require_owner(
-    workspace_id: int, principal: PrincipalDep, session: SessionDep
+    request: Request, workspace_id: int, principal: PrincipalDep, session: SessionDep
 ) -> WorkspaceAccess:
-    return await _workspace_access(workspace_id, principal, session, "owner")
+    return await _workspace_access(request, workspace_id, principal, session, "owner")
 
 
 async def require_platform_admin(principal: PrincipalDep) -> Principal:

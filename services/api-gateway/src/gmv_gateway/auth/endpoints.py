@@ -19,6 +19,7 @@ from gmv_gateway.auth.schemas import (
 )
 from gmv_gateway.auth.service import Principal
 from gmv_gateway.dependencies import (
+    CachesDep,
     PrincipalDep,
     RuntimeDep,
     SessionDep,
@@ -67,7 +68,9 @@ async def login(
             user_agent=request.headers.get("user-agent"),
         )
     except AuthError:
-        # The request transaction rolls back; the failure is counted in its own.
+        # The request's transaction is dropped first (on SQLite it holds the write lock);
+        # the failure is counted in a transaction of its own, which commits.
+        await session.rollback()
         async with runtime.sessionmaker.begin() as failure_session:
             await service.record_login_failure(
                 failure_session, email=body.email, client_ip=ip
@@ -105,9 +108,13 @@ async def login(
     summary="End the current session (server-side) and clear its cookies",
 )
 async def logout(
-    principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    caches: CachesDep,
 ) -> Response:
     await service.logout(session, principal)
+    caches.forget_session(principal.session_row_id)
     response = Response(status_code=204)
     response.delete_cookie(settings.cookie_name, path="/")
     response.delete_cookie(service.CSRF_COOKIE_NAME, path="/")
@@ -162,7 +169,8 @@ async def create_token(
     summary="Revoke one of the caller's API tokens",
 )
 async def revoke_token(
-    token_id: int, principal: PrincipalDep, session: SessionDep
+    token_id: int, principal: PrincipalDep, session: SessionDep, caches: CachesDep
 ) -> Response:
     await service.revoke_api_token(session, principal, token_id)
+    caches.forget_token(token_id)
     return Response(status_code=204)

@@ -64,6 +64,7 @@ async def get_options(
             auth_id,
             if_none_match=if_none_match,
             gzip_ok=gzip_ok,
+            cache=request.app.state.options_cache,
         )
     else:
         reply = await service.read_options(
@@ -72,6 +73,7 @@ async def get_options(
             auth_id,
             if_none_match=if_none_match,
             gzip_ok=gzip_ok,
+            cache=request.app.state.options_cache,
         )
     return _response(reply)
 

@@ -1,6 +1,7 @@
 """Serve a binding's options document; refresh it on demand without holding a connection.
 
-Reading is lean: a 304 reads only the stored ETag; a 200 serves the stored bytes as they are
+Reading is lean: with the process's ``DocumentCache`` a repeated read touches no database;
+without it a 304 reads only the stored ETag; a 200 serves the stored bytes as they are
 (``gmv_options_cache.load_options``), never re-serialized, under their strong ETag. A client
 that accepts gzip gets the stored compressed bytes (``Content-Encoding: gzip``) under the tag
 with ``-gzip`` appended, since a strong tag names one byte string.
@@ -42,6 +43,7 @@ from gmv_gateway import audit
 from gmv_gateway.bindings.service import require_binding
 from gmv_gateway.dependencies import WorkspaceAccess
 from gmv_gateway.options import repository
+from gmv_gateway.options.cache import CachedDocument, DocumentCache
 from gmv_gateway.options.waiter import OptionsWaiter
 from gmv_gateway.sync.service import require_usable
 from gmv_options_cache.service import load_options
@@ -128,6 +130,22 @@ def with_keys(body: bytes, extra: dict[str, Any]) -> bytes:
     return trimmed[:-1] + b"," + addition + b"}"
 
 
+def _not_modified(if_none_match: str | None, etag: str) -> bool:
+    return etag_matches(if_none_match, etag) or etag_matches(
+        if_none_match, gzip_etag(etag)
+    )
+
+
+def _reply(
+    document: CachedDocument, *, if_none_match: str | None, gzip_ok: bool
+) -> OptionsReply:
+    served = gzip_etag(document.etag) if gzip_ok else document.etag
+    if _not_modified(if_none_match, document.etag):
+        return OptionsReply(body=b"", etag=served, not_modified=True, gzip=gzip_ok)
+    body = document.gzip_body if gzip_ok else document.body
+    return OptionsReply(body=body, etag=served, gzip=gzip_ok)
+
+
 async def read_options(
     session: AsyncSession,
     workspace_id: int,
@@ -135,23 +153,26 @@ async def read_options(
     *,
     if_none_match: str | None,
     gzip_ok: bool = False,
+    cache: DocumentCache | None = None,
 ) -> OptionsReply:
-    etag = await repository.options_etag(session, workspace_id, auth_id)
-    if etag is not None and (
-        etag_matches(if_none_match, etag)
-        or etag_matches(if_none_match, gzip_etag(etag))
-    ):
-        served = gzip_etag(etag) if gzip_ok else etag
-        return OptionsReply(body=b"", etag=served, not_modified=True, gzip=gzip_ok)
+    cached = cache.get(workspace_id, auth_id) if cache is not None else None
+    if cached is not None:
+        return _reply(cached, if_none_match=if_none_match, gzip_ok=gzip_ok)
+    if cache is None:
+        etag = await repository.options_etag(session, workspace_id, auth_id)
+        if etag is not None and _not_modified(if_none_match, etag):
+            served = gzip_etag(etag) if gzip_ok else etag
+            return OptionsReply(body=b"", etag=served, not_modified=True, gzip=gzip_ok)
     stored = await load_options(session, workspace_id, auth_id)
     if stored is None:
         binding = await require_binding(session, workspace_id, auth_id)
         return OptionsReply(body=pending_document(binding), etag=None)
-    if gzip_ok:
-        return OptionsReply(
-            body=stored.gzip_body, etag=gzip_etag(stored.etag), gzip=True
-        )
-    return OptionsReply(body=stored.body, etag=stored.etag)
+    document = CachedDocument(
+        etag=stored.etag, body=stored.body, gzip_body=stored.gzip_body
+    )
+    if cache is not None:
+        cache.put(workspace_id, auth_id, document)
+    return _reply(document, if_none_match=if_none_match, gzip_ok=gzip_ok)
 
 
 async def refresh_options(
@@ -162,6 +183,7 @@ async def refresh_options(
     *,
     if_none_match: str | None,
     gzip_ok: bool = False,
+    cache: DocumentCache | None = None,
 ) -> OptionsReply:
     workspace_id = access.workspace_id
     with waiter.subscribe(workspace_id, auth_id) as woken:
@@ -194,6 +216,8 @@ async def refresh_options(
             runtime, woken, workspace_id, auth_id, run_id, before
         )
     log.info("options.refresh", auth_id=auth_id, run_id=run_id, outcome=outcome)
+    if cache is not None:
+        cache.invalidate(workspace_id, auth_id)
 
     served_as_stored = outcome in ("updated", "unchanged")
     async with runtime.sessionmaker() as session:
@@ -203,6 +227,7 @@ async def refresh_options(
             auth_id,
             if_none_match=if_none_match if served_as_stored else None,
             gzip_ok=gzip_ok and served_as_stored,
+            cache=cache,
         )
     if served_as_stored:
         return OptionsReply(

@@ -21,6 +21,7 @@ from gmv_common.events import EVENT_TYPES, Envelope, OptionsUpdated
 from gmv_common.logging import get_logger
 from gmv_common.messaging.consumer import ConsumerRunner
 from gmv_common.runtime import Runtime
+from gmv_gateway.options.cache import DocumentCache
 
 log = get_logger(__name__)
 
@@ -59,11 +60,15 @@ def consumer_group() -> str:
     return f"gmv.api-gateway.options.{uuid.uuid4().hex[:12]}"
 
 
-def build_options_consumer(runtime: Runtime, waiter: OptionsWaiter) -> ConsumerRunner:
+def build_options_consumer(
+    runtime: Runtime, waiter: OptionsWaiter, cache: DocumentCache | None = None
+) -> ConsumerRunner:
     async def handle(envelope: Envelope, _: Message) -> None:
         if EVENT_TYPES.get(envelope.type) is not OptionsUpdated:
             return
         event = OptionsUpdated.model_validate(envelope.data)
+        if cache is not None:
+            cache.invalidate(event.workspace_id, event.auth_id)
         woken = waiter.notify(event.workspace_id, event.auth_id)
         if woken:
             log.debug(

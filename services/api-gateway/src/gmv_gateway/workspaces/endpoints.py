@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from gmv_common.db.models import Membership, User
-from gmv_gateway.dependencies import MemberDep, OwnerDep, SessionDep
+from gmv_gateway.dependencies import CachesDep, MemberDep, OwnerDep, SessionDep
 from gmv_gateway.errors import error_responses
 from gmv_gateway.workspaces import service
 from gmv_gateway.workspaces.schemas import MemberIn, MemberListOut, MemberOut
@@ -42,7 +42,7 @@ async def list_members(access: MemberDep, session: SessionDep) -> MemberListOut:
     summary="Add a registered user to the workspace, or change their role (owner)",
 )
 async def add_member(
-    body: MemberIn, access: OwnerDep, session: SessionDep
+    body: MemberIn, access: OwnerDep, session: SessionDep, caches: CachesDep
 ) -> MemberOut:
     membership, user = await service.add_member_by_email(
         session,
@@ -51,6 +51,7 @@ async def add_member(
         role=body.role,
         actor=access.actor,
     )
+    caches.forget_role(access.workspace_id, user.id)
     return _out(membership, user)
 
 
@@ -61,9 +62,10 @@ async def add_member(
     summary="Remove a member (owner); the last owner cannot be removed",
 )
 async def remove_member(
-    user_id: int, access: OwnerDep, session: SessionDep
+    user_id: int, access: OwnerDep, session: SessionDep, caches: CachesDep
 ) -> Response:
     await service.remove_member(
         session, workspace_id=access.workspace_id, user_id=user_id, actor=access.actor
     )
+    caches.forget_role(access.workspace_id, user_id)
     return Response(status_code=204)
