@@ -51,6 +51,8 @@ class ServiceUnderTest:
     def __init__(self, runtime: Runtime, worker: MetaSyncWorker) -> None:
         self.runtime = runtime
         self.worker = worker
+        # The broker is shared: a group of its own, not gmv.metadata-sync.
+        self.group = f"{runtime.settings.kafka_topic_prefix}.{CONSUMER_GROUP}"
         self.submitted: list[int] = []
         self._progress = asyncio.Event()
         self._stop = asyncio.Event()
@@ -71,7 +73,9 @@ class ServiceUnderTest:
         )
         self._tasks = [
             asyncio.create_task(relay.run(self._stop)),
-            asyncio.create_task(run(self.runtime, self._stop, worker=self.worker)),
+            asyncio.create_task(
+                run(self.runtime, self._stop, worker=self.worker, group=self.group)
+            ),
         ]
 
     async def wait_submitted(self, count: int, timeout: float) -> None:
@@ -180,7 +184,7 @@ async def test_sync_through_kafka_then_replaying_commands_and_events_changes_not
     events = await _read_topic(bus, events_topic, 1)
     assert {m.headers["ce_type"] for m in events} == {"gmv.sync.completed.v1"}
 
-    await bus.reset_group(CONSUMER_GROUP, commands_topic, offset=0)
+    await bus.reset_group(service.group, commands_topic, offset=0)
     for message in events:
         await bus.publish(events_topic, message.key, message.value, message.headers)
     service.submitted.clear()

@@ -34,13 +34,22 @@ def build_worker(runtime: Runtime) -> MetaSyncWorker:
 
 
 async def run(
-    runtime: Runtime, stop: asyncio.Event, *, worker: MetaSyncWorker | None = None
+    runtime: Runtime,
+    stop: asyncio.Event,
+    *,
+    worker: MetaSyncWorker | None = None,
+    group: str = CONSUMER_GROUP,
 ) -> None:
+    """Consume meta-sync commands, fire schedules and redispatch stale runs until ``stop``.
+
+    ``group`` is the consumer group (``gmv.metadata-sync``; tests sharing a broker pass
+    their own).
+    """
     settings = runtime.settings
     worker = worker or build_worker(runtime)
     consumer = ConsumerRunner(
         runtime.bus,
-        group=CONSUMER_GROUP,
+        group=group,
         topics=[runtime.topic(topics.META_SYNC_COMMANDS)],
         handler=MetaSyncCommandHandler(worker),
         dlq_topic=runtime.topic(topics.DEAD_LETTERS),
