@@ -110,7 +110,8 @@ async def _http_error(_: Request, exc: Exception) -> FastJSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_json(exc.status_code, code, message, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_json(exc.status_code, code, message, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> FastJSONResponse:

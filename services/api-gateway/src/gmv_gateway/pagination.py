@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
@@ -28,7 +28,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.page_size
 
 
-def page_params(max_page_size: int, default_page_size: int = 20):  # type: ignore[no-untyped-def]
+def page_params(max_page_size: int, default_page_size: int = 20) -> Any:
     """A dependency reading ``page`` and ``page_size``; too large a page is 400."""
 
     def dependency(

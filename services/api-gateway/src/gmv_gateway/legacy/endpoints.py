@@ -7,6 +7,7 @@ client learns where to go instead of getting 401 or 422. The replacement lives u
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from fastapi import APIRouter
@@ -32,7 +33,7 @@ def _gone(replacement: str) -> NoReturn:
     )
 
 
-def _list_endpoint(kind: str):  # type: ignore[no-untyped-def]
+def _list_endpoint(kind: str) -> Callable[[int, str], Awaitable[NoReturn]]:
     async def retired(workspace_id: int, provider: str) -> NoReturn:
         _gone(
             f"/api/v1/tenants/{workspace_id}/providers/tiktok-business/"
@@ -43,7 +44,7 @@ def _list_endpoint(kind: str):  # type: ignore[no-untyped-def]
     return retired
 
 
-def _ttb_endpoint():  # type: ignore[no-untyped-def]
+def _ttb_endpoint() -> Callable[[int, str], Awaitable[NoReturn]]:
     async def retired(workspace_id: int, path: str) -> NoReturn:
         _gone(f"/api/v1/tenants/{workspace_id}/providers/tiktok-business/accounts")
 
