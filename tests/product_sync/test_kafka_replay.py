@@ -28,7 +28,7 @@ from gmv_common.settings import Settings
 from gmv_common.tiktok import InMemoryRateLimiter
 from gmv_product_sync.app import build_executor, run
 from gmv_product_sync.executor import RunExecutor
-from gmv_product_sync.handlers import GROUP
+from gmv_product_sync.handlers import consumer_group
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.kafka]
 
@@ -145,7 +145,8 @@ async def test_command_through_kafka_syncs_and_replaying_the_topic_changes_nothi
     events = await read_topic(bus, runtime.topic(topics.SYNC_EVENTS), 1)
     assert [m.headers["ce_type"] for m in events] == ["gmv.sync.completed.v1"]
 
-    await bus.reset_group(GROUP, commands_topic, 0)
+    group = consumer_group(runtime.settings.kafka_topic_prefix)
+    await bus.reset_group(group, commands_topic, 0)
     for message in commands:
         await bus.publish(commands_topic, message.key, message.value, message.headers)
     service.slots_taken = 0

@@ -12,7 +12,7 @@ from gmv_common.runtime import Runtime
 from gmv_common.sync.runs import redispatch_stale_runs
 from gmv_common.tiktok import RateLimiter
 from gmv_product_sync.executor import RunExecutor
-from gmv_product_sync.handlers import GROUP, ProductSyncCommandHandler
+from gmv_product_sync.handlers import ProductSyncCommandHandler, consumer_group
 from gmv_product_sync.scheduler import AutoSyncScheduler
 from gmv_product_sync.service import ClientFactory, ProductSyncService
 
@@ -43,12 +43,13 @@ def build_executor(
 
 
 def build_consumer(runtime: Runtime, executor: RunExecutor) -> ConsumerRunner:
+    group = consumer_group(runtime.settings.kafka_topic_prefix)
     handler = ProductSyncCommandHandler(
-        sessionmaker=runtime.sessionmaker, executor=executor, group=GROUP
+        sessionmaker=runtime.sessionmaker, executor=executor, group=group
     )
     return ConsumerRunner(
         runtime.bus,
-        group=GROUP,
+        group=group,
         topics=[runtime.topic(topics.PRODUCT_SYNC_COMMANDS)],
         handler=handler,
         dlq_topic=runtime.topic(topics.DEAD_LETTERS),

@@ -16,6 +16,15 @@ log = get_logger(__name__)
 GROUP = "gmv.product-sync"
 
 
+def consumer_group(topic_prefix: str) -> str:
+    """``gmv.product-sync`` under the default prefix; other prefixes get a group of their own.
+
+    Consumer groups are global to a Kafka cluster: deployments (and tests) that share one
+    through different topic prefixes must not share a group, or they rebalance each other.
+    """
+    return f"{topic_prefix}.product-sync"
+
+
 class ProductSyncCommandHandler:
     """``ConsumerRunner`` handler for ``ProductSyncRequested`` commands.
 
