@@ -146,7 +146,9 @@ async def revoke_account(
     runtime: RuntimeDep,
     tiktok: TikTokDep,
 ) -> RevokeOut:
-    binding, remote = await service.revoke(session, runtime, tiktok, access, auth_id)
+    binding, remote = await service.revoke(
+        session, runtime, tiktok, access, auth_id, release=session.commit
+    )
     return RevokeOut(account=service.account_out(binding), remote_revoked=remote)
 
 
@@ -163,7 +165,9 @@ async def delete_account(
     runtime: RuntimeDep,
     tiktok: TikTokDep,
 ) -> Response:
-    await service.delete(session, runtime, tiktok, access, auth_id)
+    await service.delete(
+        session, runtime, tiktok, access, auth_id, release=session.commit
+    )
     return Response(status_code=204)
 
 
@@ -224,7 +228,12 @@ async def oauth_callback(
             status_code=400,
         )
     outcome = await service.complete_authorization(
-        session, runtime, tiktok, auth_code=given_code, state=state
+        session,
+        runtime,
+        tiktok,
+        auth_code=given_code,
+        state=state,
+        release=session.commit,
     )
     if outcome.error is not None:
         if outcome.return_to:

@@ -10,7 +10,7 @@ metadata sync, and sends the browser back only to an allowed origin.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -63,6 +63,13 @@ class RedirectNotAllowedError(GMVError):
 class OAuthStateInvalidError(GMVError):
     status_code = 400
     default_code = "OAUTH_STATE_INVALID"
+
+
+Release = Callable[[], Awaitable[None]]
+
+
+async def _keep_transaction() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +275,13 @@ async def complete_authorization(
     *,
     auth_code: str,
     state: str,
+    release: Release = _keep_transaction,
 ) -> CallbackOutcome:
-    """Trade the code for a token and store the binding; the state is spent either way."""
+    """Trade the code for a token and store the binding; the state is spent either way.
+
+    ``release`` ends the caller's transaction before TikTok is called (the edge passes its
+    commit), so no connection or row lock is held while TikTok answers.
+    """
     settings = runtime.settings
     oauth = await _take_state(session, settings, state)
     app = await repository.provider_app(session, oauth.provider_app_id)
@@ -278,6 +290,7 @@ async def complete_authorization(
     app_secret = runtime.keyring.decrypt(
         app.secret_cipher, associated_data=app_secret_context(app.app_id)
     )
+    await release()
     try:
         async with await tiktok.client_for(app) as client:
             token = await client.exchange_auth_code(
@@ -406,7 +419,11 @@ async def rename(
 
 
 async def _revoke_remote(
-    session: AsyncSession, runtime: Runtime, tiktok: TikTokAccess, binding: Binding
+    session: AsyncSession,
+    runtime: Runtime,
+    tiktok: TikTokAccess,
+    binding: Binding,
+    release: Release,
 ) -> bool:
     """Revoke the token at TikTok; False when TikTok says it is already invalid."""
     credentials = await load_binding_credentials(
@@ -415,6 +432,7 @@ async def _revoke_remote(
         workspace_id=binding.workspace_id,
         auth_id=binding.id,
     )
+    await release()
     try:
         async with await tiktok.client_for(credentials.app) as client:
             await client.revoke_token(credentials.tiktok)
@@ -429,13 +447,14 @@ async def revoke(
     tiktok: TikTokAccess,
     access: WorkspaceAccess,
     auth_id: int,
+    release: Release = _keep_transaction,
 ) -> tuple[Binding, bool]:
     """Revoke at TikTok, then locally; a revoked binding stays readable."""
     binding = await require_binding(session, access.workspace_id, auth_id)
     if binding.status == STATUS_REVOKED:
         return binding, False
     try:
-        remote = await _revoke_remote(session, runtime, tiktok, binding)
+        remote = await _revoke_remote(session, runtime, tiktok, binding, release)
     except TikTokError as exc:
         raise GMVError(
             "TikTok did not revoke the authorization; nothing was changed",
@@ -443,6 +462,8 @@ async def revoke(
             status_code=502,
             details={"tiktok_error": exc.code, "tiktok_code": exc.tiktok_code},
         ) from exc
+    # Read again: the transaction may have been released during the call.
+    binding = await require_binding(session, access.workspace_id, auth_id)
     binding.status = STATUS_REVOKED
     binding.status_reason = "revoked by a workspace administrator"
     binding.revoked_at = utcnow()
@@ -467,15 +488,17 @@ async def delete(
     tiktok: TikTokAccess,
     access: WorkspaceAccess,
     auth_id: int,
+    release: Release = _keep_transaction,
 ) -> None:
     """Revoke upstream (best effort), stop its schedules and delete it with its data."""
     binding = await require_binding(session, access.workspace_id, auth_id)
     remote = False
     if binding.status != STATUS_REVOKED:
         try:
-            remote = await _revoke_remote(session, runtime, tiktok, binding)
+            remote = await _revoke_remote(session, runtime, tiktok, binding, release)
         except (TikTokError, GMVError) as exc:
             log.warning("binding.delete_revoke_failed", auth_id=auth_id, code=exc.code)
+        binding = await require_binding(session, access.workspace_id, auth_id)
     _emit(session, runtime, binding, "deleted")
     await repository.delete_schedules(session, binding.workspace_id, binding.id)
     await session.delete(binding)
