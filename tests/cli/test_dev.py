@@ -1,4 +1,4 @@
-"""`gmv dev` (what `make run` starts): up, demo binding synced, the tour works, Ctrl-C stops it."""
+"""`gmv dev` (what `make run` starts): demo binding synced, README tour runs, Ctrl-C stops it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,41 @@ async def _read_until(
                 return "".join(seen)
 
     return await asyncio.wait_for(scan(), timeout)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@dataclass(frozen=True)
+class TourResult:
+    returncode: int
+    output: str
+
+
+def readme_tour() -> str:
+    """The bash block of the README's curl tour, minus the lines that set placeholders."""
+    section = README.read_text().split("## Curl tour", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return "\n".join(
+        line for line in block.splitlines() if not line.startswith("export ")
+    )
+
+
+async def _run_readme_tour(
+    api: str, token: str, workspace: str, auth: str
+) -> TourResult:
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        readme_tour(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "GMV": api, "TOKEN": token, "WS": workspace, "AUTH": auth},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return TourResult(process.returncode or 0, output.decode())
 
 
 async def test_dev_mode_syncs_the_demo_binding_and_stops_on_ctrl_c(
@@ -82,6 +118,13 @@ async def test_dev_mode_syncs_the_demo_binding_and_stops_on_ctrl_c(
         assert health.status_code == 200
         assert len(document["advertisers"]) == 6  # type: ignore[arg-type]
         assert len(document["stores"]) > 0  # type: ignore[arg-type]
+
+        tour = await _run_readme_tour(api, token[1], workspace[1], workspace[2])
+        assert tour.returncode == 0, tour.output
+        # Status-code lines follow JSON bodies that end without a newline.
+        assert re.search(r"(^|[}\]])304$", tour.output, re.MULTILINE)
+        assert re.search(r"(^|[}\]])410$", tour.output, re.MULTILINE)
+        assert '"status":"queued"' in tour.output or '"status":"running"' in tour.output
 
         process.send_signal(signal.SIGINT)
         returncode = await asyncio.wait_for(process.wait(), 30)

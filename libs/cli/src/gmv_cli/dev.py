@@ -157,7 +157,7 @@ def _print_tour(
     lines = [
         "",
         "GMV Backend is running (embedded mode: SQLite, in-memory bus, TikTok sandbox).",
-        f"  API        {api_url}   (OpenAPI: {api_url}/docs)",
+        f"  API        {api_url}   (OpenAPI: {api_url}/api/docs)",
         f"  Sandbox    {sandbox_url}/_sandbox/counters",
         f"  Login      {DEMO_EMAIL} / {DEMO_PASSWORD}",
         "",
