@@ -18,7 +18,7 @@ from gmv_common.db.models import (
     SyncRun,
 )
 from gmv_common.runtime import Runtime
-from gmv_sandbox import DeveloperApp, SandboxState
+from gmv_sandbox import DeveloperApp, FaultRule, SandboxState
 
 
 def accounts_path(tenant: Tenant, provider: str = "tiktok-business") -> str:
@@ -355,3 +355,42 @@ async def test_provider_apps_need_a_platform_admin(
     )
 
     assert response.status_code == 403
+
+
+async def test_failed_remote_revoke_is_502_and_changes_nothing(
+    client: httpx.AsyncClient,
+    seed: Seed,
+    runtime: Runtime,
+    sandbox: SandboxState,
+    sandbox_app: DeveloperApp,
+) -> None:
+    tenant = await seed.tenant()
+    app = await seed.provider_app(app_id=sandbox_app.app_id, secret=sandbox_app.secret)
+    token = sandbox.issue_token(sandbox_app.app_id)
+    binding = await seed.binding(
+        workspace_id=tenant.id, app=app, access_token=token.access_token
+    )
+    sandbox.add_fault(
+        FaultRule(endpoint="oauth2/revoke_token/", error_code=50000, error_rate=1.0)
+    )
+
+    response = await client.post(
+        f"{accounts_path(tenant)}/{binding.id}/revoke",
+        headers=bearer(tenant.admin_token),
+    )
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "REVOKE_FAILED"
+    async with runtime.sessionmaker() as session:
+        stored = await session.get(Binding, binding.id)
+    assert stored is not None
+    assert stored.status == "active"
+
+
+async def test_callback_without_code_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/api/oauth/tiktok-business/callback", params={"state": "x"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "OAUTH_CALLBACK_INVALID"
