@@ -7,8 +7,13 @@ import multiprocessing
 from typing import Any
 
 import httpx
-from conftest import Sessions
-from tiktok_support import SandboxProcess, WorkerPlan, run_worker, warm_transport
+from tiktok_support import (
+    SandboxProcess,
+    Sessions,
+    WorkerPlan,
+    run_worker,
+    warm_transport,
+)
 
 from gmv_common.tiktok import DatabaseRateLimiter, PacerConfig, Priority
 from gmv_common.tiktok.limiter import slot_interval

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Sandbox, fast_limiter
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from tiktok_support import Sandbox, fast_limiter
 
 from gmv_common.tiktok import (
     IncompleteReadError,
@@ -30,7 +30,8 @@ def _calls(sandbox: Sandbox, endpoint: str) -> int:
 
 
 def _expected(sandbox: Sandbox) -> dict[str, Any]:
-    return sandbox.state.snapshot(access_token=sandbox.access_token)
+    snapshot: dict[str, Any] = sandbox.state.snapshot(access_token=sandbox.access_token)
+    return snapshot
 
 
 def _store_with_products(sandbox: Sandbox, products: int) -> tuple[str, str, str]:
@@ -218,7 +219,7 @@ async def test_a_listing_that_grows_between_pages_is_an_incomplete_read(
     async with sandbox.client() as client:
 
         async def fetch(page: int, size: int) -> Page[StoreProduct]:
-            result = await client.get_store_products_page(
+            result: Page[StoreProduct] = await client.get_store_products_page(
                 sandbox.credentials,
                 bc_id=bc_id,
                 store_id=store_id,

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 import structlog
-from conftest import Sandbox
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from tiktok_support import Sandbox
 
 from gmv_common.settings import Settings
 from gmv_common.tiktok import (
