@@ -123,3 +123,24 @@ async def test_database_outage_is_503_not_a_hang(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     assert ready.status_code == 503
+
+
+async def test_openapi_declares_error_envelope_on_tenant_routes(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/openapi.json")
+
+    paths = response.json()["paths"]
+    tenant_operations = [
+        (path, method, operation)
+        for path, methods in paths.items()
+        if path.startswith("/api/v1/tenants/")
+        for method, operation in methods.items()
+    ]
+    assert len(tenant_operations) >= 20
+    for path, method, operation in tenant_operations:
+        declared = operation["responses"]
+        assert "404" in declared or "410" in declared, (method, path)
+        error = declared.get("404") or declared["410"]
+        schema = error["content"]["application/json"]["schema"]["$ref"]
+        assert schema.endswith("/ErrorResponse"), (method, path)
