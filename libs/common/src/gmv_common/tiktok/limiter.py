@@ -269,7 +269,7 @@ class RateLimiter(ABC):
             if lateness <= tolerance:
                 break
             LIMITER_MISSED_SLOTS.inc()
-            log.warning(
+            log.info(
                 "tiktok.limiter.slot_missed",
                 app_id=app_id,
                 priority=priority.value,
