@@ -4,7 +4,8 @@
   OpenAPI document (path ids pinned to a real workspace and binding so requests reach the
   logic): no answer may be a 5xx and every answer must match its declared schema.
 - Hand-written hostile inputs (huge page sizes, unicode, SQL-ish strings, wrong JSON types,
-  malformed and oversized bodies) on every route: 4xx with the error envelope, never 5xx.
+  malformed and oversized bodies) on every route: 4xx with the error envelope (HEAD answers
+  carry no body), never 5xx.
 - Malformed and unknown messages produced with aiokafka on every topic: the consumers
   dead-letter what they cannot read and keep going — a sync requested afterwards completes.
 """
@@ -32,7 +33,7 @@ from gmv_common.bus import topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.kafka]
 
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 3
 # Fuzzing these would end the fuzzer's own access, not test anything more.
 SKIPPED = {
     ("DELETE", "/api/v1/auth/tokens/{token_id}"),
@@ -181,7 +182,11 @@ async def test_hostile_inputs_on_every_route_answer_4xx_with_the_error_envelope(
                 statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
                 if answer.status_code >= 500:
                     failures.append(f"{method} {request['url']}: {answer.text[:200]}")
-                elif answer.status_code >= 400 and not _is_error_envelope(answer):
+                elif (
+                    answer.status_code >= 400
+                    and method != "head"
+                    and not _is_error_envelope(answer)
+                ):
                     failures.append(
                         f"{method} {request['url']}: {answer.status_code} "
                         f"without the error envelope: {answer.text[:200]!r}"

@@ -100,13 +100,19 @@ async def test_replaying_every_topic_from_offset_zero_leaves_the_database_unchan
     for name in ("api-gateway", *WORKER_SERVICES):
         await stack.start_service(name)
 
-    async def replayed() -> bool:
-        lags = [
-            await asyncio.to_thread(consumer_lag, g, stack.topic_prefix) for g in GROUPS
-        ]
-        return all(lag == 0 for lag in lags)
+    lags: dict[str, int | None] = {}
 
-    await wait_until(replayed, timeout=120, interval=2, what="replay consumed")
+    async def replayed() -> bool:
+        for group in GROUPS:
+            lags[group] = await asyncio.to_thread(
+                consumer_lag, group, stack.topic_prefix
+            )
+        return all(lag == 0 for lag in lags.values())
+
+    try:
+        await wait_until(replayed, timeout=180, interval=2, what="replay consumed")
+    finally:
+        figures("lag_per_group_at_end", dict(lags))
     after = await _settled(stack)
 
     figures("tables_compared", len(after))

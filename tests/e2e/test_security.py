@@ -28,11 +28,15 @@ from e2e_support import (
     USER_PASSWORD,
     Stack,
     Tenant,
+    wait_until,
 )
 
 from gmv_common.bus import topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.kafka]
+
+# How long a gateway process may keep serving reads to a caller it has cached.
+CALLER_CACHE_SECONDS = 5
 
 
 async def _login(stack: Stack, email: str, password: str) -> httpx.AsyncClient:
@@ -71,7 +75,15 @@ async def test_session_cookie_needs_csrf_for_writes_and_ends_on_logout_or_expiry
                 "UPDATE sessions SET expires_at = UTC_TIMESTAMP() - INTERVAL 1 SECOND "
                 f"WHERE user_id = {tenant.user_id} AND revoked_at IS NULL"
             )
-        after_expiry = await expiring.get("/api/v1/auth/me")
+
+        async def refused() -> httpx.Response | None:
+            answer = await expiring.get("/api/v1/auth/me")
+            return answer if answer.status_code != 200 else None
+
+        # Reads may be served from the gateway's caller cache for its TTL (5 s).
+        after_expiry = await wait_until(
+            refused, timeout=CALLER_CACHE_SECONDS + 5, what="expired session refused"
+        )
     finally:
         await expiring.aclose()
 
