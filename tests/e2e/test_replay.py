@@ -1,15 +1,16 @@
 """Replaying every topic from offset 0 leaves the database unchanged.
 
 The way ``docs/events.md`` tells operators to do it: stop the services, reset each consumer
-group to the earliest offsets of all its topics with Kafka's own tool (through
-``deploy/local/kafka-cli``), start the services again. Every command and event is delivered a
-second time; the inbox and the idempotent writes must make that a no-op. The checksum covers
-every table except the columns named in ``VOLATILE``.
+group (named as the workers' logs name them) to the earliest offsets of all its topics with
+Kafka's own tool (through ``deploy/local/kafka-cli``), start the services again. Every
+command and event is delivered a second time; the inbox and the idempotent writes must make
+that a no-op. The checksum covers every table except the columns named in ``VOLATILE``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,6 @@ from e2e_support import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.mariadb, pytest.mark.kafka]
 
-GROUPS = ("gmv.metadata-sync", "gmv.product-sync", "gmv.options-cache")
 # Not data: the shared TikTok rate limiter's pacing state moves with every process start.
 VOLATILE: dict[str, set[str]] = {"tiktok_rate_limits": {"*"}}
 
@@ -55,8 +55,18 @@ async def _settled(stack: Stack) -> dict[str, str]:
     return await wait_until(stable, timeout=60, interval=2, what="stable checksums")
 
 
-async def _reset_groups() -> None:
-    for group in GROUPS:
+def _groups(stack: Stack) -> list[str]:
+    """The consumer groups the workers joined, as their logs say (names may carry the prefix)."""
+    groups = set()
+    for name in WORKER_SERVICES:
+        for line in stack.services[name].log_text().splitlines():
+            if '"kafka.consumer_started"' in line:
+                groups.add(json.loads(line)["group"])
+    return sorted(groups)
+
+
+async def _reset_groups(groups: list[str]) -> None:
+    for group in groups:
 
         async def reset(group: str = group) -> bool:
             await asyncio.to_thread(
@@ -93,17 +103,19 @@ async def test_replaying_every_topic_from_offset_zero_leaves_the_database_unchan
         assert answer.status_code == 202, answer.text
         await stack.wait_finished(tenant, auth_id, answer.json()["run"]["id"])
     before = await _settled(stack)
+    groups = _groups(stack)
+    assert len(groups) >= len(WORKER_SERVICES)
 
     for name in ("api-gateway", *WORKER_SERVICES):
         stack.services[name].stop()
-    await _reset_groups()
+    await _reset_groups(groups)
     for name in ("api-gateway", *WORKER_SERVICES):
         await stack.start_service(name)
 
     lags: dict[str, int | None] = {}
 
     async def replayed() -> bool:
-        for group in GROUPS:
+        for group in groups:
             lags[group] = await asyncio.to_thread(
                 consumer_lag, group, stack.topic_prefix
             )
