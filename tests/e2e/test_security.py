@@ -62,8 +62,10 @@ async def test_session_cookie_needs_csrf_for_writes_and_ends_on_logout_or_expiry
         with_csrf = await client.post(
             "/api/v1/auth/tokens", json={"name": "x"}, headers=_csrf(client)
         )
+        session_id = client.cookies.get("gmv_session") or ""
         await client.post("/api/v1/auth/logout", headers=_csrf(client))
-        client.cookies.set("gmv_session", client.cookies.get("gmv_session") or "")
+        # The browser drops the cookie; a stolen copy must be refused by the server too.
+        client.cookies.set("gmv_session", session_id)
         after_logout = await client.get("/api/v1/auth/me")
     finally:
         await client.aclose()
@@ -90,7 +92,10 @@ async def test_session_cookie_needs_csrf_for_writes_and_ends_on_logout_or_expiry
     assert no_csrf.status_code == 403
     assert no_csrf.json()["error"]["code"] == "CSRF_FAILED"
     assert with_csrf.status_code == 201
+    assert session_id
     assert after_logout.status_code == 401
+    # Refused as a dead session, not as a request without one.
+    assert after_logout.json()["error"]["code"] != "UNAUTHENTICATED"
     assert after_expiry.status_code == 401
 
 
