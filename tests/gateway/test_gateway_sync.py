@@ -277,3 +277,23 @@ async def test_runs_are_listed_filtered_and_readable(
     assert [run["id"] for run in only_failed.json()["items"]] == [failed.id]
     assert one.json()["status"] == "failed"
     assert missing.status_code == 404
+
+
+async def test_sync_command_continues_the_callers_trace_in_kafka_headers(
+    client: httpx.AsyncClient, seed: Seed, runtime: Runtime
+) -> None:
+    tenant, binding = await _account(seed)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    incoming = f"00-{trace_id}-00f067aa0ba902b7-01"
+
+    response = await _sync(
+        client, tenant, binding, {"scope": "meta"}, traceparent=incoming
+    )
+
+    assert response.status_code == 202
+    async with runtime.sessionmaker() as session:
+        headers = (await session.scalars(select(OutboxMessage.headers))).one()
+    version, traced, span, flags = headers["traceparent"].split("-")
+    assert (version, traced, flags) == ("00", trace_id, "01")
+    assert span != "00f067aa0ba902b7"
+    assert headers["ce_correlationid"] == response.headers["x-request-id"]

@@ -5,6 +5,8 @@
 - ``X-Request-ID`` is taken from the request when it is a sane token, else generated, and
   sent back on every answer; ``X-Correlation-ID`` defaults to the request id. Both are bound
   in the log context for everything the request logs, and flow into outbox events.
+- A W3C ``traceparent`` is continued from the request (a new span of the caller's trace) or
+  started, bound in the log context, and carried by every outbox event in Kafka headers.
 - The latency histogram is labelled by route template (``/api/v1/tenants/{workspace_id}/...``),
   never by raw path, so tenants and ids do not explode the label space.
 - An exception no handler claimed becomes the error envelope (500, or 503 for a database
@@ -28,6 +30,17 @@ from gmv_gateway.ops.metrics import REQUEST_LATENCY
 log = get_logger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$")
+
+
+def traceparent_for(incoming: str | None) -> str:
+    """A child span of the caller's trace, or the first span of a new one."""
+    match = _TRACEPARENT.match(incoming or "")
+    trace_id = match[1] if match and match[1] != "0" * 32 else uuid.uuid4().hex
+    flags = match[2] if match else "01"
+    return f"00-{trace_id}-{uuid.uuid4().hex[:16]}-{flags}"
+
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -63,6 +76,7 @@ class RequestContextMiddleware:
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         correlation_id = _header(scope, b"x-correlation-id") or request_id
+        traceparent = traceparent_for(_header(scope, b"traceparent"))
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
 
@@ -75,7 +89,11 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with bound_context(request_id=request_id, correlation_id=correlation_id):
+        with bound_context(
+            request_id=request_id,
+            correlation_id=correlation_id,
+            traceparent=traceparent,
+        ):
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
