@@ -27,7 +27,6 @@ from gmv_common.messaging.outbox import OutboxRelay
 from gmv_common.runtime import Runtime
 from gmv_common.tiktok import InMemoryRateLimiter
 from gmv_metadata_sync.app import run
-from gmv_metadata_sync.handlers import CONSUMER_GROUP
 from gmv_metadata_sync.worker import MetaSyncWorker
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.kafka]
@@ -52,7 +51,7 @@ class ServiceUnderTest:
         self.runtime = runtime
         self.worker = worker
         # The broker is shared: a group of its own, not gmv.metadata-sync.
-        self.group = f"{runtime.settings.kafka_topic_prefix}.{CONSUMER_GROUP}"
+        self.group = f"{runtime.settings.kafka_topic_prefix}.metadata-sync"
         self.submitted: list[int] = []
         self._progress = asyncio.Event()
         self._stop = asyncio.Event()

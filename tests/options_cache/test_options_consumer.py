@@ -38,7 +38,7 @@ from gmv_common.messaging.outbox import OutboxRelay
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_options_cache import app, load_options
-from gmv_options_cache.handlers import GROUP, OptionsEventHandler
+from gmv_options_cache.handlers import OptionsEventHandler
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -84,6 +84,13 @@ async def inbox_ids(sessionmaker: Sessions, group: str) -> set[str]:
         return set(rows)
 
 
+def service_group(harness: Harness) -> str:
+    """The group ``app.run`` consumes with: ``{prefix}.options-cache``."""
+    return topics.consumer_group(
+        harness.runtime.settings.kafka_topic_prefix, "options-cache"
+    )
+
+
 async def consume_until_processed(
     harness: Harness, *, group: str, message_ids: set[str]
 ) -> None:
@@ -91,7 +98,7 @@ async def consume_until_processed(
     stop = asyncio.Event()
     runner = (
         app.run(harness.runtime, stop)
-        if group == GROUP
+        if group == service_group(harness)
         else app.consumer_for(harness.runtime, group=group).run(stop)
     )
     task = asyncio.create_task(runner)
@@ -176,7 +183,9 @@ async def replay_scenario(harness: Harness) -> None:
         await harness.publish(meta_sync_completed(first, run_id=1)),
         await harness.publish(meta_sync_completed(second, run_id=2)),
     }
-    await consume_until_processed(harness, group=GROUP, message_ids=published)
+    await consume_until_processed(
+        harness, group=service_group(harness), message_ids=published
+    )
     async with sessionmaker.begin() as session:
         await session.execute(
             update(Advertiser)
@@ -192,7 +201,9 @@ async def replay_scenario(harness: Harness) -> None:
             binding_changed(second, change="alias_changed", alias="Second")
         ),
     }
-    await consume_until_processed(harness, group=GROUP, message_ids=published)
+    await consume_until_processed(
+        harness, group=service_group(harness), message_ids=published
+    )
     before = await snapshot(sessionmaker, first, second)
     assert {auth_id: doc[2] for auth_id, doc in before.documents.items()} == {
         first.id: 2,
@@ -203,17 +214,19 @@ async def replay_scenario(harness: Harness) -> None:
     # The same group, rewound to the start: the inbox skips every replayed message. One new
     # message behind the replayed ones on each of their partitions (same topic, same key)
     # shows when the replay is through.
-    await harness.reset_group(GROUP)
+    await harness.reset_group(service_group(harness))
     published |= {
         await harness.publish(meta_sync_completed(first, run_id=4)),
         await harness.publish(meta_sync_completed(second, run_id=5)),
         await harness.publish(binding_changed(second, change="status_changed")),
     }
-    await consume_until_processed(harness, group=GROUP, message_ids=published)
+    await consume_until_processed(
+        harness, group=service_group(harness), message_ids=published
+    )
     assert await snapshot(sessionmaker, first, second) == before
 
     # A brand-new group reads everything from the start and rebuilds: same content, same bytes.
-    fresh_group = f"{GROUP}.replay"
+    fresh_group = f"{service_group(harness)}.replay"
     await consume_until_processed(harness, group=fresh_group, message_ids=published)
     assert await snapshot(sessionmaker, first, second) == before
     async with sessionmaker() as session:

@@ -14,7 +14,7 @@ from gmv_common.bus import topics
 from gmv_common.logging import get_logger
 from gmv_common.messaging.consumer import ConsumerRunner
 from gmv_common.runtime import Runtime
-from gmv_metadata_sync.handlers import CONSUMER_GROUP, MetaSyncCommandHandler
+from gmv_metadata_sync.handlers import MetaSyncCommandHandler
 from gmv_metadata_sync.scheduler import run_redispatcher, run_scheduler
 from gmv_metadata_sync.worker import MetaSyncWorker, WorkerConfig
 
@@ -38,14 +38,15 @@ async def run(
     stop: asyncio.Event,
     *,
     worker: MetaSyncWorker | None = None,
-    group: str = CONSUMER_GROUP,
+    group: str | None = None,
 ) -> None:
     """Consume meta-sync commands, fire schedules and redispatch stale runs until ``stop``.
 
-    ``group`` is the consumer group (``gmv.metadata-sync``; tests sharing a broker pass
-    their own).
+    ``group`` is the consumer group, by default ``{KAFKA_TOPIC_PREFIX}.metadata-sync``
+    (``gmv.metadata-sync``).
     """
     settings = runtime.settings
+    group = group or topics.consumer_group(settings.kafka_topic_prefix, "metadata-sync")
     worker = worker or build_worker(runtime)
     consumer = ConsumerRunner(
         runtime.bus,

@@ -7,10 +7,14 @@ import asyncio
 from gmv_common.bus import topics
 from gmv_common.messaging.consumer import ConsumerRunner
 from gmv_common.runtime import Runtime
-from gmv_options_cache.handlers import GROUP, OptionsEventHandler
+from gmv_options_cache.handlers import OptionsEventHandler
 
 
-def consumer_for(runtime: Runtime, *, group: str = GROUP) -> ConsumerRunner:
+def consumer_for(runtime: Runtime, *, group: str | None = None) -> ConsumerRunner:
+    """The service's consumer; the group defaults to ``{KAFKA_TOPIC_PREFIX}.options-cache``."""
+    group = group or topics.consumer_group(
+        runtime.settings.kafka_topic_prefix, "options-cache"
+    )
     handler = OptionsEventHandler(
         runtime.sessionmaker,
         topic_prefix=runtime.settings.kafka_topic_prefix,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gmv_common.bus import topics
 from gmv_common.bus.base import Message
 from gmv_common.events.envelope import Envelope
 from gmv_common.events.schemas import ProductSyncRequested
@@ -17,12 +18,8 @@ GROUP = "gmv.product-sync"
 
 
 def consumer_group(topic_prefix: str) -> str:
-    """``gmv.product-sync`` under the default prefix; other prefixes get a group of their own.
-
-    Consumer groups are global to a Kafka cluster: deployments (and tests) that share one
-    through different topic prefixes must not share a group, or they rebalance each other.
-    """
-    return f"{topic_prefix}.product-sync"
+    """``gmv.product-sync`` under the default prefix (see ``topics.consumer_group``)."""
+    return topics.consumer_group(topic_prefix, "product-sync")
 
 
 class ProductSyncCommandHandler:

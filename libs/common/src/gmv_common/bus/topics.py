@@ -30,6 +30,15 @@ def topic_name(prefix: str, logical: str) -> str:
     return f"{prefix}.{logical}"
 
 
+def consumer_group(prefix: str, service: str) -> str:
+    """A service's consumer group: ``gmv.metadata-sync`` under the default prefix.
+
+    Groups are global to a Kafka cluster; deployments (and tests) sharing one through different
+    topic prefixes get groups of their own instead of rebalancing each other.
+    """
+    return f"{prefix}.{service}"
+
+
 def binding_key(workspace_id: int, auth_id: int) -> str:
     return f"{workspace_id}:{auth_id}"
 
