@@ -10,7 +10,6 @@ from gmv_metadata_sync.worker import MetaSyncWorker
 
 log = get_logger(__name__)
 
-CONSUMER_GROUP = "gmv.metadata-sync"
 
 
 class MetaSyncCommandHandler:
