@@ -150,9 +150,9 @@ async def test_two_relays_at_once_publish_every_row_with_rare_duplicates(
 
     publications = Counter(relays[0].published + relays[1].published)
     duplicates = sum(publications.values()) - len(publications)
+    # Which relay wins which batch is up to the scheduler; the guarantee is that together they
+    # publish every row, with duplicates rare.
     assert set(publications) == {envelope.id for envelope in written}
-    assert relays[0].published
-    assert relays[1].published
     assert duplicates <= 4, f"{duplicates} duplicates out of 400"
     assert sorted(await read_all(bus, 400 + duplicates)) == sorted(
         publications.elements()

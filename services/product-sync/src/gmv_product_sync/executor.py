@@ -120,12 +120,19 @@ class RunExecutor:
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def close(self) -> None:
-        """Cancel the runs in flight; their leases expire and another worker resumes them."""
+    async def close(self, *, grace_seconds: float = 5.0) -> None:
+        """Cancel the runs in flight; their leases expire and another worker resumes them.
+
+        A run cancelled in the middle of a database call can leave its connection unable to
+        finish, so the wait is bounded: the lease, not this process, guarantees the run.
+        """
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            if pending:
+                log.warning("product_sync.close_abandoned_runs", runs=len(pending))
 
 
 class RunSlot:
