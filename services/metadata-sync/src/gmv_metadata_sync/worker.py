@@ -146,7 +146,10 @@ class MetaSyncWorker:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                # A run cancelled inside a database call may never finish unwinding; its lease,
+                # not this process, guarantees that another worker completes it.
+                await asyncio.wait(pending, timeout=5)
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
