@@ -11,7 +11,6 @@ from gmv_metadata_sync.worker import MetaSyncWorker
 log = get_logger(__name__)
 
 
-
 class MetaSyncCommandHandler:
     """Handles ``MetaSyncRequested``: claim the run and start it in the background.
 
