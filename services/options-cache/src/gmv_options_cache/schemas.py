@@ -108,13 +108,8 @@ class StoredOptions:
     built_at: datetime
 
     def matches(self, if_none_match: str | None) -> bool:
-        """Whether an ``If-None-Match`` header value names this document (RFC 9110 §13.1.2).
-
-        Weak comparison, as the RFC prescribes for ``If-None-Match``: ``W/`` prefixes are
-        ignored, any entity-tag of a comma-separated list may match, ``*`` matches.
-        """
-        if not if_none_match:
-            return False
+        """Whether an ``If-None-Match`` header value names this document."""
+        return etag_matches(if_none_match, self.etag)
         for candidate in if_none_match.split(","):
             tag = candidate.strip()
             if tag == "*":
@@ -124,3 +119,22 @@ class StoredOptions:
             if tag == self.etag:
                 return True
         return False
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag`` (RFC 9110 §13.1.2).
+
+    Weak comparison, as the RFC prescribes for ``If-None-Match``: ``W/`` prefixes are
+    ignored, any entity-tag of a comma-separated list may match, ``*`` matches.
+    """
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        tag = candidate.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False

@@ -46,6 +46,7 @@ from gmv_gateway.options import repository
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
 from gmv_gateway.options.waiter import OptionsWaiter
 from gmv_gateway.sync.service import require_usable
+from gmv_options_cache.schemas import etag_matches
 from gmv_options_cache.service import load_options
 
 log = get_logger(__name__)
@@ -79,21 +80,6 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
         if coding.strip().lower() in ("gzip", "*"):
             quality = params.strip().removeprefix("q=")
             return not (params and quality in ("0", "0.0", "0.00", "0.000"))
-    return False
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 weak comparison over a list of entity tags; ``*`` matches any."""
-    if not if_none_match:
-        return False
-    for candidate in if_none_match.split(","):
-        tag = candidate.strip()
-        if tag == "*":
-            return True
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        if tag == etag:
-            return True
     return False
 
 
