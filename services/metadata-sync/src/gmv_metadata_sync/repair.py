@@ -137,6 +137,10 @@ class CappedRateLimiter(RateLimiter):
     async def report_throttled(self, app_id: str) -> None:
         await self._shared.report_throttled(app_id)
 
+    def observe_send_delay(self, app_id: str, delay: float) -> None:
+        # The shared pacer widens every process's spacing from these reports.
+        self._shared.observe_send_delay(app_id, delay)
+
     async def set_qps(self, app_id: str, qps: float) -> None:
         await self._shared.set_qps(app_id, qps)
 
