@@ -143,6 +143,9 @@ class OutboxRelay:
         sweeps = 0
         try:
             while not stop.is_set():
+                # Cleared before the sweep, not after: a commit during the sweep leaves it
+                # set, so the wait below returns at once instead of missing that commit.
+                self._wake.clear()
                 try:
                     published = await self.publish_pending()
                     sweeps += 1
@@ -154,7 +157,6 @@ class OutboxRelay:
                     await _sleep_or_stop(stop, 1.0)
                 if published >= self._batch_size:
                     continue
-                self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 await asyncio.wait(
