@@ -10,7 +10,12 @@ from typing import Annotated
 
 import typer
 
-from gmv_cli.runner import SERVICES, install_stop_signals, serve_service
+from gmv_cli.runner import (
+    SERVICES,
+    install_stop_signals,
+    run_server_loop,
+    serve_service,
+)
 from gmv_common.db import migrate
 from gmv_common.logging import configure_logging
 from gmv_common.runtime import Runtime
@@ -84,7 +89,7 @@ def serve(
         finally:
             await runtime.close()
 
-    asyncio.run(main())
+    run_server_loop(main())
 
 
 @app.command()
@@ -107,7 +112,7 @@ def dev(
             settings, host=host, port=port, sandbox_port=sandbox_port, stop=stop
         )
 
-    asyncio.run(main())
+    run_server_loop(main())
 
 
 @db_app.command("upgrade")

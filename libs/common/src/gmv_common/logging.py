@@ -56,6 +56,8 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
+            # Drop a line below the level before any processor formats it.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

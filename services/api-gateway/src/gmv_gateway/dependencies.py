@@ -31,24 +31,41 @@ from gmv_gateway.auth.service import Principal
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_settings(request: Request) -> Settings:
-    return get_runtime(request).settings
+def caches_of(request: Request) -> AccessCaches:
+    caches: AccessCaches = request.app.state.access_caches
+    return caches
+
+
+# Dependencies are ``async def`` even when they do no I/O: FastAPI runs a plain ``def``
+# dependency in a worker thread, which costs more than the work itself.
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return runtime_of(request).settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_runtime(request).sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
+    """A session that connects on first use; a request that never queries costs nothing."""
+    session = runtime_of(request).sessionmaker()
+    try:
+        yield session
+    except BaseException:
+        if session.in_transaction():
             await session.rollback()
-            raise
-        else:
+        raise
+    else:
+        if session.in_transaction():
             await session.commit()
+    finally:
+        if session.in_transaction() or session.identity_map:
+            await session.close()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -82,10 +99,31 @@ class AccessCaches:
     def forget_role(self, workspace_id: int, user_id: int) -> None:
         self.roles.discard_where(lambda key, _: key == (user_id, workspace_id))
 
+    def member_access(
+        self, credential_key: str, workspace_id: int
+    ) -> WorkspaceAccess | None:
+        """The cached caller as a member of the workspace, when both are cached."""
+        principal = self.principals.get(credential_key)
+        if principal is None:
+            return None
+        role = self.roles.get((principal.user.id, workspace_id))
+        if role is None or ROLE_RANK.get(role, 0) < ROLE_RANK["member"]:
+            return None
+        return WorkspaceAccess(
+            principal=principal, workspace_id=workspace_id, role=role
+        )
 
-def get_caches(request: Request) -> AccessCaches:
-    caches: AccessCaches = request.app.state.access_caches
-    return caches
+
+def token_cache_key(token: str) -> str:
+    return "token:" + auth_service.sha256_hex(token)
+
+
+def session_cache_key(cookie: str) -> str:
+    return "session:" + auth_service.sha256_hex(cookie)
+
+
+async def get_caches(request: Request) -> AccessCaches:
+    return caches_of(request)
 
 
 CachesDep = Annotated[AccessCaches, Depends(get_caches)]
@@ -102,8 +140,8 @@ def _cacheable(session: AsyncSession, principal: Principal) -> Principal:
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
-    settings = get_settings(request)
-    caches = get_caches(request)
+    settings = runtime_of(request).settings
+    caches = caches_of(request)
     reading = request.method in auth_service.SAFE_METHODS
     ip = client_ip(request)
     authorization = request.headers.get("authorization")
@@ -111,7 +149,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("use 'Authorization: Bearer gmv_…'", code="TOKEN_INVALID")
-        key = "token:" + auth_service.sha256_hex(token.strip())
+        key = token_cache_key(token.strip())
         principal = caches.principals.get(key) if reading else None
         if principal is None:
             principal = await auth_service.principal_from_token(
@@ -122,7 +160,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         cookie = request.cookies.get(settings.cookie_name)
         if not cookie:
             raise AuthError("log in or send an API token", code="UNAUTHENTICATED")
-        key = "session:" + auth_service.sha256_hex(cookie)
+        key = session_cache_key(cookie)
         principal = caches.principals.get(key) if reading else None
         if principal is None:
             principal = await auth_service.principal_from_cookie(
@@ -163,7 +201,7 @@ async def _workspace_access(
     session: AsyncSession,
     minimum: str,
 ) -> WorkspaceAccess:
-    roles = get_caches(request).roles
+    roles = caches_of(request).roles
     key = (principal.user.id, workspace_id)
     role = roles.get(key) if request.method in auth_service.SAFE_METHODS else None
     if role is None:

@@ -15,11 +15,14 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import re
 import time
-import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from prometheus_client.metrics import Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,32 +31,88 @@ from gmv_gateway.errors import render_unexpected
 from gmv_gateway.ops.metrics import REQUEST_LATENCY
 
 log = get_logger(__name__)
+_access_log = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$")
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+# Ids need to be unique, not secret: the process's PRNG spares a system call per id.
+_random = random.Random()
+
+
+def new_id(bits: int = 128) -> str:
+    return f"{_random.getrandbits(bits):0{bits // 4}x}"
 
 
 def traceparent_for(incoming: str | None) -> str:
     """A child span of the caller's trace, or the first span of a new one."""
     match = _TRACEPARENT.match(incoming or "")
-    trace_id = match[1] if match and match[1] != "0" * 32 else uuid.uuid4().hex
+    trace_id = match[1] if match and match[1] != "0" * 32 else new_id()
     flags = match[2] if match else "01"
-    return f"00-{trace_id}-{uuid.uuid4().hex[:16]}-{flags}"
+    return f"00-{trace_id}-{new_id(64)}-{flags}"
 
 
 UNMATCHED_ROUTE = "<unmatched>"
+# Set by a layer that answers without a route (``options.edge``).
+ROUTE_TEMPLATE = "gmv.route_template"
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            text = value.decode("latin-1")
-            return text if _SAFE_ID.match(text) else None
-    return None
+ID_HEADERS = frozenset({b"x-request-id", b"x-correlation-id", b"traceparent"})
+
+
+def _sane(value: str | None) -> str | None:
+    return value if value is not None and _SAFE_ID.match(value) else None
+
+
+class RequestIds:
+    """A request's ids: sane incoming ones kept, the rest made.
+
+    ``headers`` holds the request's first value of each of ``ID_HEADERS`` it sent. The span
+    id is made on first use of ``traceparent``.
+    """
+
+    __slots__ = (
+        "_incoming_traceparent",
+        "_traceparent",
+        "correlation_id",
+        "request_id",
+    )
+
+    def __init__(self, headers: Mapping[bytes, str]) -> None:
+        self.request_id = _sane(headers.get(b"x-request-id")) or new_id()
+        self.correlation_id = _sane(headers.get(b"x-correlation-id")) or self.request_id
+        self._incoming_traceparent = _sane(headers.get(b"traceparent"))
+        self._traceparent: str | None = None
+
+    @classmethod
+    def of(cls, scope: Scope) -> RequestIds:
+        found: dict[bytes, str] = {}
+        for key, value in scope.get("headers", ()):
+            if key in ID_HEADERS:
+                found.setdefault(key, value.decode("latin-1"))
+        return cls(found)
+
+    @property
+    def traceparent(self) -> str:
+        if self._traceparent is None:
+            self._traceparent = traceparent_for(self._incoming_traceparent)
+        return self._traceparent
+
+    def as_context(self) -> dict[str, str]:
+        return {
+            "request_id": self.request_id,
+            "correlation_id": self.correlation_id,
+            "traceparent": self.traceparent,
+        }
 
 
 def route_template(scope: Scope) -> str:
     """The path template of the route that served the request."""
+    template = scope.get(ROUTE_TEMPLATE)
+    if isinstance(template, str):
+        return template
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
@@ -66,6 +125,36 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
+_latency_children: dict[tuple[str, str, int], Histogram] = {}
+
+
+def record_request(
+    scope: Scope,
+    status_code: int,
+    started: float,
+    context: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """One latency sample and one log line; ``context()`` adds to the bound log context."""
+    elapsed = time.perf_counter() - started
+    template = route_template(scope)
+    method = scope["method"] if scope["method"] in METHODS else "OTHER"
+    key = (method, template, status_code)
+    histogram = _latency_children.get(key)
+    if histogram is None:
+        histogram = REQUEST_LATENCY.labels(method, template, str(status_code))
+        _latency_children[key] = histogram
+    histogram.observe(elapsed)
+    if _access_log.isEnabledFor(logging.INFO):
+        log.info(
+            "http.request",
+            method=method,
+            route=template,
+            status=status_code,
+            duration_ms=round(elapsed * 1000, 2),
+            **(context() if context is not None else {}),
+        )
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,9 +163,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
-        correlation_id = _header(scope, b"x-correlation-id") or request_id
-        traceparent = traceparent_for(_header(scope, b"traceparent"))
+        ids = RequestIds.of(scope)
+        request_id_header = (b"x-request-id", ids.request_id.encode())
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
 
@@ -84,16 +172,17 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["sent"] = True
-                headers: list[Any] = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                headers = message.get("headers")
+                if isinstance(headers, list):
+                    headers.append(request_id_header)
+                else:
+                    message = {
+                        **message,
+                        "headers": [*(headers or ()), request_id_header],
+                    }
             await send(message)
 
-        with bound_context(
-            request_id=request_id,
-            correlation_id=correlation_id,
-            traceparent=traceparent,
-        ):
+        with bound_context(**ids.as_context()):
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
@@ -102,18 +191,4 @@ class RequestContextMiddleware:
                 response = render_unexpected(exc)
                 await response(scope, receive, send_with_id)
             finally:
-                self._record(scope, status["code"], started)
-
-    def _record(self, scope: Scope, status_code: int, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        template = route_template(scope)
-        REQUEST_LATENCY.labels(scope["method"], template, str(status_code)).observe(
-            elapsed
-        )
-        log.info(
-            "http.request",
-            method=scope["method"],
-            route=template,
-            status=status_code,
-            duration_ms=round(elapsed * 1000, 2),
-        )
+                record_request(scope, status["code"], started)

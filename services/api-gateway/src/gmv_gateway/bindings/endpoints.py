@@ -39,7 +39,7 @@ from gmv_gateway.tiktok import TikTokAccess
 PROVIDER_SPELLINGS = frozenset({"tiktok-business", "tiktok_business"})
 
 
-def check_provider(provider: str) -> str:
+async def check_provider(provider: str) -> str:
     if provider not in PROVIDER_SPELLINGS:
         raise NotFoundError(
             "provider not supported",
@@ -49,7 +49,7 @@ def check_provider(provider: str) -> str:
     return "tiktok-business"
 
 
-def get_tiktok(request: Request) -> TikTokAccess:
+async def get_tiktok(request: Request) -> TikTokAccess:
     tiktok: TikTokAccess = request.app.state.tiktok
     return tiktok
 
