@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from gmv_common.logging import get_logger
 from gmv_common.runtime import Runtime
@@ -28,6 +29,7 @@ from gmv_gateway.legacy.endpoints import router as legacy_router
 from gmv_gateway.middleware import RequestContextMiddleware
 from gmv_gateway.ops.endpoints import router as ops_router
 from gmv_gateway.options.cache import DocumentCache
+from gmv_gateway.options.edge import OptionsEdge
 from gmv_gateway.options.endpoints import router as options_router
 from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
 from gmv_gateway.sync.endpoints import router as sync_router
@@ -67,7 +69,7 @@ def create_app(
             await app.state.tiktok.aclose()
             log.info("gateway.stopped")
 
-    app = FastAPI(
+    app = GatewayApp(
         title="GMV Backend API",
         version=runtime.settings.app_version,
         lifespan=lifespan,
@@ -94,6 +96,18 @@ def create_app(
     for router in _routers():
         app.include_router(router)
     return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the options hot path (``OptionsEdge``) in front of everything."""
+
+    _edge: OptionsEdge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._edge is None:
+            self._edge = OptionsEdge(self)
+        if not await self._edge.answer(scope, receive, send):
+            await super().__call__(scope, receive, send)
 
 
 def _routers() -> list[Any]:

@@ -22,7 +22,7 @@ router = APIRouter(
 JSON = "application/json"
 
 
-def _response(reply: OptionsReply) -> Response:
+def options_response(reply: OptionsReply) -> Response:
     headers: dict[str, str] = {
         "Cache-Control": "private, no-cache",
         "Vary": "Accept-Encoding",
@@ -75,7 +75,7 @@ async def get_options(
             gzip_ok=gzip_ok,
             cache=request.app.state.options_cache,
         )
-    return _response(reply)
+    return options_response(reply)
 
 
 for _spelling in ("gmvmax", "gmv-max"):

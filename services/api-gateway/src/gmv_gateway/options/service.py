@@ -122,7 +122,7 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
     )
 
 
-def _reply(
+def reply_from_document(
     document: CachedDocument, *, if_none_match: str | None, gzip_ok: bool
 ) -> OptionsReply:
     served = gzip_etag(document.etag) if gzip_ok else document.etag
@@ -141,24 +141,41 @@ async def read_options(
     gzip_ok: bool = False,
     cache: DocumentCache | None = None,
 ) -> OptionsReply:
-    cached = cache.get(workspace_id, auth_id) if cache is not None else None
-    if cached is not None:
-        return _reply(cached, if_none_match=if_none_match, gzip_ok=gzip_ok)
     if cache is None:
         etag = await repository.options_etag(session, workspace_id, auth_id)
         if etag is not None and _not_modified(if_none_match, etag):
             served = gzip_etag(etag) if gzip_ok else etag
             return OptionsReply(body=b"", etag=served, not_modified=True, gzip=gzip_ok)
-    stored = await load_options(session, workspace_id, auth_id)
-    if stored is None:
+        document = await _load_document(session, workspace_id, auth_id, None)
+    else:
+
+        async def load(stale: CachedDocument | None) -> CachedDocument | None:
+            return await _load_document(session, workspace_id, auth_id, stale)
+
+        document = await cache.load(workspace_id, auth_id, load)
+    if document is None:
         binding = await require_binding(session, workspace_id, auth_id)
         return OptionsReply(body=pending_document(binding), etag=None)
-    document = CachedDocument(
+    return reply_from_document(document, if_none_match=if_none_match, gzip_ok=gzip_ok)
+
+
+async def _load_document(
+    session: AsyncSession,
+    workspace_id: int,
+    auth_id: int,
+    stale: CachedDocument | None,
+) -> CachedDocument | None:
+    """The stored document; ``stale`` again when its ETag is still the stored one."""
+    if stale is not None:
+        etag = await repository.options_etag(session, workspace_id, auth_id)
+        if etag == stale.etag:
+            return stale
+    stored = await load_options(session, workspace_id, auth_id)
+    if stored is None:
+        return None
+    return CachedDocument(
         etag=stored.etag, body=stored.body, gzip_body=stored.gzip_body
     )
-    if cache is not None:
-        cache.put(workspace_id, auth_id, document)
-    return _reply(document, if_none_match=if_none_match, gzip_ok=gzip_ok)
 
 
 async def refresh_options(

@@ -1,0 +1,296 @@
+"""The options hot path: cached answers identical to the endpoint's, and when it steps aside.
+
+``OptionsEdge.answer`` is wrapped to record whether each request was answered from the
+caches; the endpoint's answer for the same request is obtained with the caches emptied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from gateway_support import API_BASE, Seed, Tenant, bearer
+from starlette.types import Receive, Scope, Send
+
+from gmv_common.db.models import Binding
+from gmv_gateway.options.cache import CachedDocument, DocumentCache
+from gmv_gateway.options.edge import OptionsEdge
+
+DOCUMENT = b'{"advertisers":[],"bcs":[{"bc_id":"bc-1"}],"status":"active","version":1}'
+ETAG = '"00112233445566778899aabbccddeeff"'
+ORIGIN = "http://spa.test"
+
+
+@pytest.fixture
+def edge_answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    answers: list[bool] = []
+    original = OptionsEdge.answer
+
+    async def recording(
+        self: OptionsEdge, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        answered = await original(self, scope, receive, send)
+        answers.append(answered)
+        return answered
+
+    monkeypatch.setattr(OptionsEdge, "answer", recording)
+    return answers
+
+
+async def _document(seed: Seed) -> tuple[Tenant, Binding, str]:
+    tenant = await seed.tenant()
+    binding = await seed.binding(workspace_id=tenant.id, app=await seed.provider_app())
+    await seed.options_document(binding=binding, document=DOCUMENT, etag=ETAG)
+    path = (
+        f"{API_BASE}/{tenant.id}/providers/tiktok-business/accounts/"
+        f"{binding.id}/gmvmax/options"
+    )
+    return tenant, binding, path
+
+
+def _forget_everything(app: Any) -> None:
+    app.state.options_cache = DocumentCache()
+    app.state.access_caches.principals.clear()
+    app.state.access_caches.roles.clear()
+
+
+def _comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
+    headers = [
+        (name.lower(), "<id>" if name.lower() == "x-request-id" else value)
+        for name, value in response.headers.multi_items()
+    ]
+    return response.status_code, response.content, headers
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("origin", [None, ORIGIN])
+async def test_cached_answer_is_the_endpoints_answer(
+    app: Any,
+    client: httpx.AsyncClient,
+    seed: Seed,
+    edge_answers: list[bool],
+    encoding: str,
+    conditional: bool,
+    origin: str | None,
+) -> None:
+    tenant, _, path = await _document(seed)
+    headers = {**bearer(tenant.member_token), "Accept-Encoding": encoding}
+    if conditional:
+        served_tag = ETAG if encoding == "identity" else ETAG[:-1] + '-gzip"'
+        headers["If-None-Match"] = served_tag
+    if origin is not None:
+        headers["Origin"] = origin
+
+    _forget_everything(app)
+    from_endpoint = await client.get(path, headers=headers)
+    from_edge = await client.get(path, headers=headers)
+    again = await client.get(path, headers=headers)
+
+    assert edge_answers == [False, True, True]
+    assert from_endpoint.status_code == (304 if conditional else 200)
+    assert _comparable(from_edge) == _comparable(from_endpoint)
+    assert _comparable(again) == _comparable(from_endpoint)
+    assert from_edge.headers["x-request-id"] != from_endpoint.headers["x-request-id"]
+    if origin is not None:
+        assert from_edge.headers["access-control-allow-origin"] == ORIGIN
+        assert from_edge.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_edge_keeps_the_callers_request_id(
+    client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    headers = bearer(tenant.member_token)
+    await client.get(path, headers=headers)
+
+    response = await client.get(path, headers={**headers, "X-Request-ID": "spa-42"})
+
+    assert edge_answers == [False, True]
+    assert response.headers["x-request-id"] == "spa-42"
+
+
+async def test_edge_answers_are_measured_under_the_route_template(
+    client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    headers = {**bearer(tenant.member_token), "If-None-Match": ETAG}
+    template = (
+        "/api/v1/tenants/{workspace_id}/providers/{provider}/accounts/{auth_id}"
+        "/gmvmax/options"
+    )
+    sample = (
+        "gmv_http_request_duration_seconds_count"
+        f'{{method="GET",route="{template}",status="304"}}'
+    )
+
+    def count(metrics: str) -> float:
+        for line in metrics.splitlines():
+            if line.startswith(sample):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    await client.get(path, headers=headers)
+    before = count((await client.get("/metrics")).text)
+    for _ in range(3):
+        await client.get(path, headers=headers)
+    after = count((await client.get("/metrics")).text)
+
+    assert edge_answers.count(True) == 3
+    assert after - before == 3
+
+
+async def test_edge_steps_aside_for_what_it_cannot_answer(
+    client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    member = bearer(tenant.member_token)
+    await client.get(path, headers=member)
+    edge_answers.clear()
+
+    wrong_provider = path.replace("tiktok-business", "tiktok-shop")
+    other = await seed.tenant()
+    answers = [
+        await client.get(path, headers={"Authorization": "Basic abc"}),
+        await client.get(path, headers=bearer("gmv_not-a-token")),
+        await client.get(path),
+        await client.get(wrong_provider, headers=member),
+        await client.get(path, headers=bearer(other.member_token)),
+        await client.get(path + "?refresh=0", headers=member),
+        await client.head(path, headers=member),
+    ]
+
+    assert edge_answers == [False] * len(answers)
+    assert [response.status_code for response in answers] == [
+        401,
+        401,
+        401,
+        404,
+        404,
+        200,
+        405,
+    ]
+    assert answers[3].json()["error"]["code"] == "PROVIDER_NOT_SUPPORTED"
+
+
+async def test_revoked_token_and_removed_member_stop_at_once(
+    client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    created = await client.post(
+        "/api/v1/auth/tokens",
+        json={"name": "poller"},
+        headers=bearer(tenant.admin_token),
+    )
+    poller = bearer(created.json()["token"])
+    member = bearer(tenant.member_token)
+    assert (await client.get(path, headers=poller)).status_code == 200
+    assert (await client.get(path, headers=member)).status_code == 200
+    edge_answers.clear()
+
+    revoked = await client.delete(
+        f"/api/v1/auth/tokens/{created.json()['id']}",
+        headers=bearer(tenant.admin_token),
+    )
+    removed = await client.delete(
+        f"{API_BASE}/{tenant.id}/members/{tenant.member.id}",
+        headers=bearer(tenant.owner_token),
+    )
+    edge_answers.clear()
+    after_revoke = await client.get(path, headers=poller)
+    after_removal = await client.get(path, headers=member)
+
+    assert (revoked.status_code, removed.status_code) == (204, 204)
+    assert edge_answers == [False, False]
+    assert after_revoke.status_code == 401
+    assert after_removal.status_code == 404
+
+
+def _document_named(etag: str) -> CachedDocument:
+    return CachedDocument(etag=etag, body=b"{}", gzip_body=b"")
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache = DocumentCache(ttl=60)
+    calls: list[CachedDocument | None] = []
+    release = asyncio.Event()
+
+    async def loader(stale: CachedDocument | None) -> CachedDocument:
+        calls.append(stale)
+        await release.wait()
+        return _document_named('"a"')
+
+    waiters = [asyncio.create_task(cache.load(1, 2, loader)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    documents = await asyncio.gather(*waiters)
+
+    assert calls == [None]
+    assert {document.etag for document in documents} == {'"a"'}
+    assert cache.get(1, 2) is documents[0]
+
+
+async def test_expired_entry_is_revalidated_and_served_while_it_is() -> None:
+    cache = DocumentCache(ttl=0)
+    first = _document_named('"a"')
+    cache.put(1, 2, first)
+    release = asyncio.Event()
+    seen: list[CachedDocument | None] = []
+
+    async def revalidate(stale: CachedDocument | None) -> CachedDocument | None:
+        seen.append(stale)
+        await release.wait()
+        return stale
+
+    assert cache.get(1, 2) is None
+    loading = asyncio.create_task(cache.load(1, 2, revalidate))
+    await asyncio.sleep(0)
+    served_meanwhile = cache.get(1, 2)
+    release.set()
+
+    assert await loading is first
+    assert seen == [first]
+    assert served_meanwhile is first
+
+
+async def test_load_started_before_an_invalidation_does_not_store() -> None:
+    cache = DocumentCache(ttl=60)
+    release = asyncio.Event()
+
+    async def loader(stale: CachedDocument | None) -> CachedDocument:
+        await release.wait()
+        return _document_named('"old"')
+
+    loading = asyncio.create_task(cache.load(1, 2, loader))
+    await asyncio.sleep(0)
+    cache.invalidate(1, 2)
+    release.set()
+
+    assert (await loading).etag == '"old"'
+    assert cache.get(1, 2) is None
+
+
+async def test_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
+    cache = DocumentCache(ttl=60)
+    release = asyncio.Event()
+
+    async def failing(stale: CachedDocument | None) -> CachedDocument:
+        await release.wait()
+        raise ConnectionError("database went away")
+
+    waiters = [asyncio.create_task(cache.load(1, 2, failing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert all(isinstance(result, ConnectionError) for result in results)
+    assert cache.get(1, 2) is None
+    recovered = await cache.load(1, 2, lambda stale: _ready(_document_named('"b"')))
+    assert recovered is not None
+    assert recovered.etag == '"b"'
+
+
+async def _ready(document: CachedDocument) -> CachedDocument:
+    return document
