@@ -70,7 +70,7 @@ from gmv_gateway.bindings.schemas import ProviderAppIn
 from gmv_gateway.bindings.service import save_provider_app
 from gmv_gateway.workspaces.service import create_workspace
 from gmv_options_cache import rebuild_options
-from gmv_sandbox import SandboxServer, SandboxState, WorldSpec
+from gmv_sandbox import WorldSpec
 
 RESULTS = Path(__file__).parent / "results" / "options_endpoint.json"
 DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
@@ -350,10 +350,45 @@ SANDBOX_SPEC = WorldSpec(
 )
 
 
+SANDBOX_APP_ID = "7300000000000000011"
+SANDBOX_SECRET = "b" * 40
+
+
+def sandbox_command(port: int) -> list[str]:
+    """``gmv sandbox`` serving ``SANDBOX_SPEC`` with one app allowed 1,000 QPS."""
+    gmv = str(Path(sys.executable).parent / "gmv")
+    spec = SANDBOX_SPEC
+    return [
+        gmv,
+        "sandbox",
+        *("--host", HOST, "--port", str(port), "--seed", str(spec.seed)),
+        *("--business-centers", str(spec.business_centers)),
+        *("--advertisers", str(spec.advertisers)),
+        *("--stores-per-advertiser", str(spec.stores_per_advertiser)),
+        *("--products-per-store", str(spec.products_per_store)),
+        *("--qps", "1000", "--app-id", SANDBOX_APP_ID, "--secret", SANDBOX_SECRET),
+        *("--log-level", "warning"),
+    ]
+
+
 async def measure_refresh(refreshes: int, work: Path) -> dict[str, Any]:
-    state = SandboxState.generate(SANDBOX_SPEC, fault_seed=11)
-    app = state.create_app(app_id="7300000000000000011", secret="b" * 40, qps=1000)
-    sandbox = SandboxServer(state, host=HOST, port=free_port()).start()
+    # The sandbox runs in its own process, as TikTok runs on its own machines: its work
+    # must not share this process's interpreter with the stack being measured.
+    sandbox_port = free_port()
+    with server_process(
+        sandbox_command(sandbox_port),
+        sandbox_port,
+        dict(os.environ),
+        work / "sandbox.log",
+    ):
+        return await measure_refresh_against(
+            f"http://{HOST}:{sandbox_port}", refreshes, work
+        )
+
+
+async def measure_refresh_against(
+    sandbox_url: str, refreshes: int, work: Path
+) -> dict[str, Any]:
     port = free_port()
     api_url = f"http://{HOST}:{port}"
     settings = Settings(  # type: ignore[call-arg]
@@ -361,68 +396,66 @@ async def measure_refresh(refreshes: int, work: Path) -> dict[str, Any]:
         database_url=f"sqlite+aiosqlite:///{work / 'embedded.db'}",
         bus_backend="memory",
         log_level="WARNING",
-        tiktok_api_base_url=f"{sandbox.base_url}/open_api/v1.3/",
-        tiktok_authorize_url=f"{sandbox.base_url}/portal/auth",
+        tiktok_api_base_url=f"{sandbox_url}/open_api/v1.3/",
+        tiktok_authorize_url=f"{sandbox_url}/portal/auth",
         public_base_url=api_url,
         tiktok_oauth_redirect_uri=f"{api_url}/api/oauth/tiktok-business/callback",
     )
     stop = asyncio.Event()
     runner: asyncio.Task[None] | None = None
+    await migrate.upgrade(settings.database_url)
+    runtime = Runtime.create(settings)
     try:
-        await migrate.upgrade(settings.database_url)
-        runtime = Runtime.create(settings)
-        try:
-            await runtime.start()
-            async with runtime.sessionmaker.begin() as session:
-                user = await create_user(
-                    session, email="bench@gmv.local", password="bench-password"
-                )
-                workspace = await create_workspace(
-                    session, name="Bench agency", owner_user_id=user.id
-                )
-                await save_provider_app(
-                    session,
-                    runtime,
-                    ProviderAppIn(
-                        app_id=app.app_id,
-                        name="TikTok sandbox app",
-                        secret=app.secret,
-                        redirect_uri=settings.tiktok_oauth_redirect_uri,  # type: ignore[arg-type]
-                        qps_limit=1000.0,
-                        is_default=True,
-                        api_base_url=f"{sandbox.base_url}/open_api/v1.3/",  # type: ignore[arg-type]
-                        authorize_url=f"{sandbox.base_url}/portal/auth",  # type: ignore[arg-type]
-                    ),
-                    Actor(user_id=None),
-                )
-                _, token = await create_api_token(session, user_id=user.id, name="b")
-            gateway = http_server(create_app(runtime), HOST, port)
-            jobs: list[Awaitable[None]] = [serve_until_stopped(gateway, stop)]
-            jobs += [load_worker(service)(runtime, stop) for service in WORKERS]
-            runner = asyncio.create_task(run_all(runtime, stop, jobs))
-            while not gateway.started:
-                if runner.done():
-                    raise RuntimeError("the embedded stack stopped while starting")
-                await asyncio.sleep(0.05)
-            headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(
-                base_url=api_url, headers=headers, timeout=30
-            ) as client:
-                auth_id = await connect_binding(client, state, app.app_id, workspace.id)
-                path = options_path(workspace.id, auth_id)
-                await wait_for_first_document(client, path)
-                return await time_refreshes(client, state, path, refreshes)
-        finally:
-            stop.set()
-            if runner is not None:
-                await runner
-            await runtime.close()
+        await runtime.start()
+        async with runtime.sessionmaker.begin() as session:
+            user = await create_user(
+                session, email="bench@gmv.local", password="bench-password"
+            )
+            workspace = await create_workspace(
+                session, name="Bench agency", owner_user_id=user.id
+            )
+            await save_provider_app(
+                session,
+                runtime,
+                ProviderAppIn(
+                    app_id=SANDBOX_APP_ID,
+                    name="TikTok sandbox app",
+                    secret=SANDBOX_SECRET,
+                    redirect_uri=settings.tiktok_oauth_redirect_uri,  # type: ignore[arg-type]
+                    qps_limit=1000.0,
+                    is_default=True,
+                    api_base_url=f"{sandbox_url}/open_api/v1.3/",  # type: ignore[arg-type]
+                    authorize_url=f"{sandbox_url}/portal/auth",  # type: ignore[arg-type]
+                ),
+                Actor(user_id=None),
+            )
+            _, token = await create_api_token(session, user_id=user.id, name="b")
+        gateway = http_server(create_app(runtime), HOST, port)
+        jobs: list[Awaitable[None]] = [serve_until_stopped(gateway, stop)]
+        jobs += [load_worker(service)(runtime, stop) for service in WORKERS]
+        runner = asyncio.create_task(run_all(runtime, stop, jobs))
+        while not gateway.started:
+            if runner.done():
+                raise RuntimeError("the embedded stack stopped while starting")
+            await asyncio.sleep(0.05)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client,
+            httpx.AsyncClient(base_url=f"{sandbox_url}/_sandbox", timeout=30) as admin,
+        ):
+            auth_id = await connect_binding(client, admin, workspace.id)
+            path = options_path(workspace.id, auth_id)
+            await wait_for_first_document(client, path)
+            return await time_refreshes(client, admin, path, refreshes)
     finally:
-        sandbox.stop()
+        stop.set()
+        if runner is not None:
+            await runner
+        await runtime.close()
 
 
 async def connect_binding(
-    client: httpx.AsyncClient, state: SandboxState, app_id: str, workspace_id: int
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, workspace_id: int
 ) -> int:
     """The OAuth flow a browser would run, against the sandbox."""
     tenant = f"/api/v1/tenants/{workspace_id}"
@@ -431,10 +464,11 @@ async def connect_binding(
     )
     started.raise_for_status()
     query = parse_qs(urlparse(started.json()["authorize_url"]).query)
-    code = state.mint_auth_code(app_id, None)
+    minted = await admin.post("/auth_codes", json={"app_id": SANDBOX_APP_ID})
+    minted.raise_for_status()
     callback = await client.get(
         "/api/oauth/tiktok-business/callback",
-        params={"auth_code": code.auth_code, "state": query["state"][0]},
+        params={"auth_code": minted.json()["auth_code"], "state": query["state"][0]},
     )
     if callback.status_code >= 400:
         raise RuntimeError(f"OAuth callback failed: {callback.text}")
@@ -456,16 +490,21 @@ async def wait_for_first_document(client: httpx.AsyncClient, path: str) -> None:
 
 
 async def time_refreshes(
-    client: httpx.AsyncClient, state: SandboxState, path: str, refreshes: int
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, path: str, refreshes: int
 ) -> dict[str, Any]:
-    advertiser_ids = sorted(state.world.advertisers)
+    listed = await admin.get("/advertisers")
+    listed.raise_for_status()
+    advertiser_ids = sorted(item["advertiser_id"] for item in listed.json())
     samples: list[float] = []
     outcomes: dict[str, int] = {}
     new_document = 0
     for index in range(refreshes):
         advertiser_id = advertiser_ids[index % len(advertiser_ids)]
         name = f"Renamed advertiser {index}"
-        state.update_advertiser(advertiser_id, name=name)
+        renamed = await admin.patch(
+            f"/advertisers/{advertiser_id}", json={"name": name}
+        )
+        renamed.raise_for_status()
         started = time.perf_counter()
         response = await client.get(path, params={"refresh": "1"})
         samples.append((time.perf_counter() - started) * 1000)
