@@ -8,8 +8,10 @@ import time
 from itertools import pairwise
 
 import pytest
+from sqlalchemy import delete, select
 from tiktok_support import Sessions, max_calls_in_one_second
 
+from gmv_common.db.models.rate_limits import TikTokRateLimit
 from gmv_common.tiktok import (
     DatabaseRateLimiter,
     InMemoryRateLimiter,
@@ -266,3 +268,45 @@ async def test_configured_qps_sets_the_spacing_for_every_limiter(
     state = await worker.snapshot("app-20")
     assert state is not None
     assert state.qps == 20
+
+
+async def test_concurrent_callers_of_one_process_share_reservation_transactions(
+    limiter_db_url: str, sessions: Sessions
+) -> None:
+    sessionmaker = sessions.open(limiter_db_url)
+    limiter = DatabaseRateLimiter(sessionmaker, default_qps=10)
+    await limiter.set_qps("app-1", 10)
+
+    async def version() -> int:
+        async with sessionmaker() as session:
+            value = await session.scalar(
+                select(TikTokRateLimit.version).where(TikTokRateLimit.app_id == "app-1")
+            )
+        assert value is not None
+        return value
+
+    before = await version()
+    times = await _acquire_times(limiter, "app-1", 15, Priority.INTERACTIVE)
+    transactions = await version() - before
+
+    assert transactions < 15
+    assert max_calls_in_one_second(times) <= 10
+
+
+async def test_a_failed_reservation_reaches_every_waiting_caller(
+    limiter_db_url: str, sessions: Sessions
+) -> None:
+    sessionmaker = sessions.open(limiter_db_url)
+    limiter = DatabaseRateLimiter(sessionmaker, default_qps=10)
+    await limiter.set_qps("app-1", 10)
+    async with sessionmaker.begin() as session:
+        await session.execute(delete(TikTokRateLimit))
+
+    outcomes = await asyncio.gather(
+        *(limiter.acquire("app-1", Priority.INTERACTIVE) for _ in range(4)),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(outcome, LookupError) for outcome in outcomes)
+    waited = await limiter.acquire("app-1", Priority.INTERACTIVE)
+    assert waited < 1.0

@@ -361,12 +361,22 @@ class RateLimiter(ABC):
             yield
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One caller waiting for a slot, served by the next reservation transaction."""
+
+    priority: Priority
+    deadline: float
+    outcome: asyncio.Future[Reservation]
+
+
 class DatabaseRateLimiter(RateLimiter):
     """The production limiter: the pacer row lives in the shared database.
 
     Each reservation is one short transaction on its own session (never the caller's):
     ``SELECT ... FOR UPDATE`` on MySQL/MariaDB, then an ``UPDATE`` guarded by the row's
     ``version``, which also makes it a correct compare-and-set on SQLite (no row locks).
+    Callers of one process waiting at the same time share one transaction.
     """
 
     def __init__(
@@ -379,6 +389,8 @@ class DatabaseRateLimiter(RateLimiter):
         super().__init__(default_qps=default_qps, config=config)
         self._sessions = sessions
         self._known_apps: set[str] = set()
+        self._waiting: dict[str, list[_Request]] = {}
+        self._flushers: dict[str, asyncio.Task[None]] = {}
 
     async def set_qps(self, app_id: str, qps: float) -> None:
         if qps <= 0:
@@ -400,23 +412,74 @@ class DatabaseRateLimiter(RateLimiter):
     async def _reserve(
         self, app_id: str, priority: Priority, deadline: float
     ) -> Reservation:
+        """Join the next reservation transaction of ``app_id`` and wait for its outcome.
+
+        Callers of one process that ask while a transaction is running are served together
+        by the next one: one row lock and one round trip for many slots, so concurrent
+        requests are not paced by the database's transaction rate.
+        """
         await self._ensure_row(app_id, qps=self.default_qps)
+        future: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(app_id, []).append(
+            _Request(priority=priority, deadline=deadline, outcome=future)
+        )
+        if app_id not in self._flushers:
+            self._flushers[app_id] = asyncio.create_task(self._flush(app_id))
+        return await future
+
+    async def _flush(self, app_id: str) -> None:
+        try:
+            while batch := self._waiting.pop(app_id, None):
+                try:
+                    reservations = await self._reserve_batch(app_id, batch)
+                except BaseException as exc:
+                    for request in batch:
+                        if request.outcome.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            request.outcome.set_exception(exc)
+                        else:
+                            request.outcome.cancel()
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for request, reservation in zip(batch, reservations, strict=True):
+                    # A caller cancelled meanwhile leaves its slot unused.
+                    if not request.outcome.done():
+                        request.outcome.set_result(reservation)
+        finally:
+            del self._flushers[app_id]
+            for request in self._waiting.pop(app_id, []):
+                if not request.outcome.done():
+                    request.outcome.cancel()
+
+    async def _reserve_batch(
+        self, app_id: str, batch: list[_Request]
+    ) -> list[Reservation]:
         for _ in range(MAX_CAS_ATTEMPTS):
             with _lock_conflicts_retried():
                 async with self._sessions() as session, session.begin():
                     state, version = await self._load_existing(session, app_id)
-                    reservation = plan_reservation(
-                        state,
-                        time.time(),
-                        priority,
-                        deadline,
-                        self.config,
-                        self._pending_lateness(app_id),
-                    )
-                    if reservation.slot_at is None:
-                        return reservation
-                    if await self._store(session, app_id, version, reservation.state):
-                        return reservation
+                    now = time.time()
+                    lateness = self._pending_lateness(app_id)
+                    reservations: list[Reservation] = []
+                    granted = state
+                    for request in batch:
+                        reservation = plan_reservation(
+                            granted,
+                            now,
+                            request.priority,
+                            request.deadline,
+                            self.config,
+                            lateness,
+                        )
+                        if reservation.slot_at is not None:
+                            granted = reservation.state
+                        reservations.append(reservation)
+                    if granted is state:
+                        return reservations
+                    if await self._store(session, app_id, version, granted):
+                        return reservations
             await asyncio.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))
         raise RuntimeError(f"rate limiter row {app_id} kept changing under us")
 
