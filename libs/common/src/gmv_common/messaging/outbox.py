@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -36,6 +37,9 @@ log = get_logger(__name__)
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 WRITER_CLAIM = timedelta(seconds=15)
+# The backlog gauges cost a query; a busy relay refreshes them at most this often (an idle
+# sweep sets them to zero at once).
+BACKLOG_REFRESH_SECONDS = 1.0
 
 OUTBOX_PUBLISHED = Counter(
     "gmv_outbox_published_total", "Outbox messages published to the bus", ["topic"]
@@ -122,6 +126,7 @@ class OutboxRelay:
         self._retention = retention
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._backlog_recorded_at = 0.0
 
     def kick(self) -> None:
         loop = self._loop
@@ -232,7 +237,8 @@ class OutboxRelay:
                         )
                         .execution_options(synchronize_session=False)
                     )
-        await self._record_backlog()
+        if time.monotonic() - self._backlog_recorded_at >= BACKLOG_REFRESH_SECONDS:
+            await self._record_backlog()
         failures = [
             outcome for outcome in outcomes if isinstance(outcome, BaseException)
         ]
@@ -266,6 +272,7 @@ class OutboxRelay:
             ).one()
         OUTBOX_BACKLOG.set(count)
         OUTBOX_LAG.set((utcnow() - oldest).total_seconds() if oldest else 0)
+        self._backlog_recorded_at = time.monotonic()
 
     async def purge_published(self) -> int:
         async with self._sessionmaker.begin() as session:
