@@ -1,16 +1,21 @@
-"""``/api/v1/auth``: login, logout, who am I, personal API tokens."""
+"""``/api/v1/auth``: login, logout, who am I, login sessions, personal API tokens."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from gmv_common.db.models import UserSession
 from gmv_common.errors import AuthError
+from gmv_common.settings import Settings
 from gmv_gateway.auth import repository, service
 from gmv_gateway.auth.schemas import (
     LoginOut,
     LoginRequest,
     MembershipOut,
     MeOut,
+    SessionListOut,
+    SessionOut,
+    SessionsRevokedOut,
     TokenCreatedOut,
     TokenCreateRequest,
     TokenListOut,
@@ -115,6 +120,10 @@ async def logout(
 ) -> Response:
     await service.logout(session, principal)
     caches.forget_session(principal.session_row_id)
+    return _cookies_cleared(settings)
+
+
+def _cookies_cleared(settings: Settings) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(settings.cookie_name, path="/")
     response.delete_cookie(service.CSRF_COOKIE_NAME, path="/")
@@ -129,6 +138,64 @@ async def logout(
 )
 async def me(principal: PrincipalDep, session: SessionDep) -> MeOut:
     return await _me(session, principal)
+
+
+def _session_out(row: UserSession, principal: Principal) -> SessionOut:
+    return SessionOut(
+        id=row.id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        current=row.id == principal.session_row_id,
+    )
+
+
+@router.get(
+    "/sessions",
+    response_model=SessionListOut,
+    responses=error_responses(401),
+    summary="The caller's active login sessions, newest first",
+)
+async def list_sessions(principal: PrincipalDep, session: SessionDep) -> SessionListOut:
+    rows = await service.list_sessions(session, principal.user.id)
+    return SessionListOut(items=[_session_out(row, principal) for row in rows])
+
+
+@router.post(
+    "/sessions/revoke-others",
+    response_model=SessionsRevokedOut,
+    responses=error_responses(401, 403),
+    summary="End every other session of the caller (all of them with an API token)",
+)
+async def revoke_other_sessions(
+    principal: PrincipalDep, session: SessionDep, caches: CachesDep
+) -> SessionsRevokedOut:
+    revoked = await service.revoke_other_sessions(session, principal)
+    for session_row_id in revoked:
+        caches.forget_session(session_row_id)
+    return SessionsRevokedOut(revoked=len(revoked))
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    responses=error_responses(401, 403, 404),
+    summary="End one of the caller's sessions; ending the current one also logs out",
+)
+async def revoke_session(
+    session_id: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    caches: CachesDep,
+) -> Response:
+    await service.revoke_session(session, principal, session_id)
+    caches.forget_session(session_id)
+    if session_id == principal.session_row_id:
+        return _cookies_cleared(settings)
+    return Response(status_code=204)
 
 
 @router.get(

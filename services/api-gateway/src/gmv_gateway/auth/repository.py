@@ -79,6 +79,54 @@ async def revoke_sessions_of(
     )
 
 
+async def active_sessions_of(
+    session: AsyncSession, user_id: int, now: datetime
+) -> Sequence[UserSession]:
+    """The user's sessions that are neither revoked nor expired, newest first."""
+    result = await session.scalars(
+        select(UserSession)
+        .where(
+            UserSession.user_id == user_id,
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now,
+        )
+        .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+    )
+    return result.all()
+
+
+async def session_of(
+    session: AsyncSession, user_id: int, session_id: int
+) -> UserSession | None:
+    result: UserSession | None = await session.scalar(
+        select(UserSession).where(
+            UserSession.id == session_id, UserSession.user_id == user_id
+        )
+    )
+    return result
+
+
+async def revoke_active_sessions(
+    session: AsyncSession, user_id: int, now: datetime, *, keep_id: int | None
+) -> list[int]:
+    """Revoke the user's active sessions except ``keep_id``; the ids revoked."""
+    query = select(UserSession.id).where(
+        UserSession.user_id == user_id,
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > now,
+    )
+    if keep_id is not None:
+        query = query.where(UserSession.id != keep_id)
+    ids = list((await session.scalars(query)).all())
+    if ids:
+        await session.execute(
+            update(UserSession)
+            .where(UserSession.id.in_(ids), UserSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return ids
+
+
 async def login_attempts(
     session: AsyncSession, keys: Sequence[str]
 ) -> dict[str, LoginAttempt]:

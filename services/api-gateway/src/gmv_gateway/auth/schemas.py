@@ -63,3 +63,21 @@ class TokenCreatedOut(TokenOut):
 
 class TokenListOut(BaseModel):
     items: list[TokenOut]
+
+
+class SessionOut(BaseModel):
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None = Field(description="The client address that logged in.")
+    user_agent: str | None = Field(description="The browser that logged in.")
+    current: bool = Field(description="True for the session of this very request.")
+
+
+class SessionListOut(BaseModel):
+    items: list[SessionOut]
+
+
+class SessionsRevokedOut(BaseModel):
+    revoked: int = Field(description="How many sessions were ended.")

@@ -2,8 +2,9 @@
 
 - Passwords are hashed with argon2id.
 - A login session is a random id, sent to the browser signed (itsdangerous) in the session
-  cookie; the database keeps only its SHA-256, an expiry and a revocation time, so logout and
-  an administrator can end it on the server.
+  cookie; the database keeps only its SHA-256, an expiry and a revocation time, so logout,
+  the user (from any of their sessions or with an API token) and an administrator can end
+  it on the server.
 - Cookie-authenticated writes must echo the session's CSRF token in ``X-CSRF-Token``
   (double submit: the token is also in the readable ``gmv_csrf`` cookie). Bearer requests
   carry no ambient credential and are exempt.
@@ -388,3 +389,51 @@ async def revoke_api_token(
         )
     await session.flush()
     return row
+
+
+async def list_sessions(session: AsyncSession, user_id: int) -> Sequence[UserSession]:
+    """The user's active login sessions, newest first."""
+    return await repository.active_sessions_of(session, user_id, utcnow())
+
+
+async def revoke_session(
+    session: AsyncSession, principal: Principal, session_id: int
+) -> UserSession:
+    """End one of the caller's sessions; another user's session is 404 like a missing one."""
+    row = await repository.session_of(session, principal.user.id, session_id)
+    if row is None:
+        raise NotFoundError("session not found", details={"resource": "session"})
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session,
+            action="auth.session_revoked",
+            actor=principal.actor,
+            target_type="session",
+            target_id=row.id,
+        )
+        log.info("auth.session_revoked", user_id=principal.user.id, session_id=row.id)
+    await session.flush()
+    return row
+
+
+async def revoke_other_sessions(
+    session: AsyncSession, principal: Principal
+) -> list[int]:
+    """End every active session of the caller but the current one (all, with a token)."""
+    revoked = await repository.revoke_active_sessions(
+        session, principal.user.id, utcnow(), keep_id=principal.session_row_id
+    )
+    audit.record(
+        session,
+        action="auth.sessions_revoked_others",
+        actor=principal.actor,
+        target_type="user",
+        target_id=principal.user.id,
+        details={"revoked": len(revoked)},
+    )
+    await session.flush()
+    log.info(
+        "auth.sessions_revoked_others", user_id=principal.user.id, revoked=len(revoked)
+    )
+    return revoked
