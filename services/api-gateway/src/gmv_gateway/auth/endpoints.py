@@ -41,8 +41,12 @@ async def _me(session: SessionDep, principal: Principal) -> MeOut:
     return MeOut(
         user=UserOut.model_validate(principal.user),
         workspaces=[
-            MembershipOut(workspace_id=ws_id, workspace_name=name, role=role)
-            for ws_id, name, role in memberships
+            MembershipOut(
+                workspace_id=row.workspace_id,
+                workspace_name=row.workspace_name,
+                role=row.role,
+            )
+            for row in memberships
         ],
         auth_method=principal.via,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,13 +137,23 @@ async def login_attempts(
     return {row.throttle_key: row for row in result}
 
 
-async def memberships_of(
-    session: AsyncSession, user_id: int
-) -> list[tuple[int, str, str]]:
+class MembershipRow(NamedTuple):
+    workspace_id: int
+    workspace_name: str
+    role: str
+    workspace_created_at: datetime
+
+
+async def memberships_of(session: AsyncSession, user_id: int) -> list[MembershipRow]:
     rows = await session.execute(
-        select(Membership.workspace_id, Workspace.name, Membership.role)
+        select(
+            Membership.workspace_id,
+            Workspace.name,
+            Membership.role,
+            Workspace.created_at,
+        )
         .join(Workspace, Workspace.id == Membership.workspace_id)
         .where(Membership.user_id == user_id)
         .order_by(Membership.workspace_id)
     )
-    return [(ws_id, name, role) for ws_id, name, role in rows.all()]
+    return [MembershipRow(*row) for row in rows.all()]

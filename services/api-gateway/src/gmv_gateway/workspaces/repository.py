@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gmv_common.db.models import Membership, User
+from gmv_common.db.models import Membership, User, Workspace
+
+
+async def workspace_by_id(session: AsyncSession, workspace_id: int) -> Workspace | None:
+    return await session.get(Workspace, workspace_id)
 
 
 async def membership(

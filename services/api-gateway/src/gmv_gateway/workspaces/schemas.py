@@ -1,11 +1,30 @@
-"""Request and response models of the members endpoints."""
+"""Request and response models of the workspaces and members endpoints."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+WorkspaceName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+]
+
+
+class WorkspaceIn(BaseModel):
+    name: WorkspaceName = Field(description="Trimmed; 1 to 120 characters.")
+
+
+class WorkspaceOut(BaseModel):
+    id: int
+    name: str
+    role: str = Field(description="The caller's role in the workspace.")
+    created_at: datetime
+
+
+class WorkspaceListOut(BaseModel):
+    items: list[WorkspaceOut]
 
 
 class MemberIn(BaseModel):

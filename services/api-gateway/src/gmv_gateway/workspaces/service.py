@@ -1,4 +1,4 @@
-"""Create workspaces, add and remove members (also used by the CLI's bootstrap)."""
+"""Create, list and rename workspaces; add and remove members (the CLI creates too)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from gmv_common.logging import get_logger
 from gmv_gateway import audit
 from gmv_gateway.audit import Actor
 from gmv_gateway.auth import repository as auth_repository
+from gmv_gateway.auth.repository import MembershipRow
 from gmv_gateway.auth.service import normalize_email
 from gmv_gateway.workspaces import repository
 
@@ -22,16 +23,58 @@ async def create_workspace(
     name: str,
     owner_user_id: int | None = None,
     company_code: str | None = None,
+    actor: Actor | None = None,
 ) -> Workspace:
     """A new workspace; with ``owner_user_id`` that user becomes its owner."""
+    actor = actor or Actor(user_id=None)
     workspace = Workspace(name=name, company_code=company_code)
     session.add(workspace)
     await session.flush()
+    audit.record(
+        session,
+        action="workspace.created",
+        actor=actor,
+        workspace_id=workspace.id,
+        target_type="workspace",
+        target_id=workspace.id,
+        details={"name": name},
+    )
     if owner_user_id is not None:
         await add_member(
-            session, workspace_id=workspace.id, user_id=owner_user_id, role="owner"
+            session,
+            workspace_id=workspace.id,
+            user_id=owner_user_id,
+            role="owner",
+            actor=actor,
         )
     log.info("workspace.created", workspace_id=workspace.id)
+    return workspace
+
+
+async def list_workspaces(session: AsyncSession, user_id: int) -> list[MembershipRow]:
+    """The user's workspaces with their role (the same rows as ``/auth/me``)."""
+    return await auth_repository.memberships_of(session, user_id)
+
+
+async def rename_workspace(
+    session: AsyncSession, *, workspace_id: int, name: str, actor: Actor
+) -> Workspace:
+    workspace = await repository.workspace_by_id(session, workspace_id)
+    if workspace is None:
+        raise NotFoundError("workspace not found", details={"resource": "workspace"})
+    if workspace.name != name:
+        audit.record(
+            session,
+            action="workspace.renamed",
+            actor=actor,
+            workspace_id=workspace_id,
+            target_type="workspace",
+            target_id=workspace_id,
+            details={"from": workspace.name, "to": name},
+        )
+        workspace.name = name
+        await session.flush()
+        log.info("workspace.renamed", workspace_id=workspace_id)
     return workspace
 
 
