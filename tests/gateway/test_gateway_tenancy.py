@@ -16,7 +16,7 @@ from fastapi.routing import iter_route_contexts
 from gateway_support import API_BASE, Seed, bearer
 from sqlalchemy import select
 
-from gmv_common.db.models import Binding, GmvMaxBindingConfig, SyncRun
+from gmv_common.db.models import Binding, GmvMaxBindingConfig, SyncRun, Workspace
 from gmv_common.runtime import Runtime
 
 OBJECT_PARAMS = ("auth_id", "run_id", "user_id", "token_id", "advertiser_id")
@@ -25,6 +25,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/sync"): {"scope": "meta"},
     ("PUT", "/config"): {"auto_sync_products": False},
     ("PATCH", "/{auth_id}"): {"alias": "stolen"},
+    ("PATCH", "/tenants/{workspace_id}"): {"name": "Stolen"},
     ("POST", "/authorize"): {},
     ("POST", "/members"): {"email": "nobody@example.test", "role": "member"},
 }
@@ -122,6 +123,7 @@ async def test_every_route_hides_other_tenants_workspace_and_objects(
     assert len(checked) >= 30
     async with runtime.sessionmaker() as session:
         binding = await session.get(Binding, tenants["victim_binding"].id)
+        workspace = await session.get(Workspace, victim.id)
         runs = (await session.scalars(select(SyncRun))).all()
         configs = (await session.scalars(select(GmvMaxBindingConfig))).all()
     assert binding is not None
@@ -129,6 +131,9 @@ async def test_every_route_hides_other_tenants_workspace_and_objects(
     assert binding.status == "active"
     assert [run.id for run in runs] == [tenants["victim_run"].id]
     assert configs == []
+    assert ("PATCH", "/api/v1/tenants/{workspace_id}") in checked
+    assert workspace is not None
+    assert workspace.name == "Victim"
 
 
 async def test_another_users_token_cannot_be_revoked(
