@@ -294,3 +294,20 @@ async def test_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
 
 async def _ready(document: CachedDocument) -> CachedDocument:
     return document
+
+
+async def test_deleted_binding_stops_serving_its_cached_document(
+    client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    member = bearer(tenant.member_token)
+    assert (await client.get(path, headers=member)).status_code == 200
+    account = path.removesuffix("/gmvmax/options")
+
+    deleted = await client.delete(account, headers=bearer(tenant.admin_token))
+    edge_answers.clear()
+    after = await client.get(path, headers=member)
+
+    assert deleted.status_code == 204
+    assert edge_answers == [False]
+    assert after.status_code == 404

@@ -160,6 +160,7 @@ async def revoke_account(
 )
 async def delete_account(
     auth_id: int,
+    request: Request,
     access: AdminDep,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -168,6 +169,8 @@ async def delete_account(
     await service.delete(
         session, runtime, tiktok, access, auth_id, release=session.commit
     )
+    # This process stops serving the document at once; others within their cache's TTL.
+    request.app.state.options_cache.invalidate(access.workspace_id, auth_id)
     return Response(status_code=204)
 
 
