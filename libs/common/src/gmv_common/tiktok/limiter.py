@@ -71,6 +71,8 @@ class PacerConfig:
     bulk_horizon_seconds: float = 0.4
     interactive_max_wait_seconds: float = 30.0
     bulk_max_wait_seconds: float = math.inf
+    # How far ahead of now the first free slot is given: room for the reservation to
+    # commit before its send time.
     start_lead_seconds: float = 0.005
     throttle_decrease: float = 0.5
     min_rate_factor: float = 0.1
@@ -585,7 +587,7 @@ class DatabaseRateLimiter(RateLimiter):
 
 
 class InMemoryRateLimiter(RateLimiter):
-    """The same pacer kept in this process only: for unit tests of code that calls TikTok.
+    """The same pacer kept in this process only: the embedded mode and unit tests.
 
     Services use ``DatabaseRateLimiter``; this one cannot share a budget across processes.
     """
@@ -593,7 +595,12 @@ class InMemoryRateLimiter(RateLimiter):
     def __init__(
         self, *, default_qps: float = 10.0, config: PacerConfig | None = None
     ) -> None:
-        super().__init__(default_qps=default_qps, config=config)
+        # The lead covers a reservation's commit in the shared database; a reservation in
+        # memory is granted at once, so a slot may start now.
+        super().__init__(
+            default_qps=default_qps,
+            config=config or PacerConfig(start_lead_seconds=0.0),
+        )
         self._states: dict[str, PacerState] = {}
         self._lock = asyncio.Lock()
 
