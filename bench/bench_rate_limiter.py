@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,7 +35,6 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -59,6 +54,7 @@ from gmv_common.tiktok import (
     TikTokCredentials,
     TikTokError,
 )
+from gmv_sandbox.process import SandboxProcess, warm_transport
 
 RESULTS = Path(__file__).parent / "results" / "rate_limiter.json"
 DEFAULT_MARIADB_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
@@ -85,27 +81,6 @@ def settings_for(plan: Plan) -> Settings:
         database_url=plan.database_url,
         tiktok_default_qps=plan.qps,
     )
-
-
-async def warm_transport(
-    api_base_url: str, connections: int
-) -> httpx.AsyncHTTPTransport:
-    """A connection pool already holding one open connection per lane.
-
-    Long-running workers keep their connections; opening a dozen at the same instant
-    (only a benchmark's start does that) stalls the sandbox for a moment, and it then
-    stamps the queued requests as one burst.
-    """
-    transport = httpx.AsyncHTTPTransport()
-    health = api_base_url.split("/open_api/")[0] + "/_sandbox/health"
-
-    async def open_one() -> None:
-        response = await transport.handle_async_request(httpx.Request("GET", health))
-        await response.aread()
-        await response.aclose()
-
-    await asyncio.gather(*(open_one() for _ in range(connections)))
-    return transport
 
 
 def worker_main(
@@ -178,61 +153,6 @@ async def interactive_probe(plan: Plan, stop_at: float) -> list[float]:
             await asyncio.sleep(INTERACTIVE_EVERY_SECONDS)
     await engine.dispose()
     return latencies
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class SandboxProcess:
-    """``python -m gmv_sandbox`` on a free port, with an app of our own."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gmv_sandbox",
-                "--port",
-                str(self.port),
-                "--advertisers",
-                "4",
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        # The sandbox stands for TikTok's edge, which our machine's load cannot slow
-        # down: starved, it would stamp queued requests late and see bursts no client sent.
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, self._process.pid, -10)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                httpx.get(f"{self.base_url}/_sandbox/health").raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("the sandbox did not start")
-
-    def admin(self, method: str, path: str, **body: Any) -> Any:
-        response = httpx.request(
-            method, f"{self.base_url}/_sandbox/{path}", json=body or None
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
 
 
 async def create_table(url: str) -> None:

@@ -7,16 +7,11 @@ import multiprocessing
 from typing import Any
 
 import httpx
-from tiktok_support import (
-    SandboxProcess,
-    Sessions,
-    WorkerPlan,
-    run_worker,
-    warm_transport,
-)
+from tiktok_support import Sessions, WorkerPlan, run_worker
 
 from gmv_common.tiktok import DatabaseRateLimiter, PacerConfig, Priority
 from gmv_common.tiktok.limiter import slot_interval
+from gmv_sandbox.process import SandboxProcess, warm_transport
 
 WORKERS = 3
 CALLS_PER_WORKER = 25

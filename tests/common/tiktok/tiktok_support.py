@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -43,6 +39,7 @@ from gmv_common.tiktok import (
     TikTokError,
 )
 from gmv_sandbox.app import create_app
+from gmv_sandbox.process import warm_transport
 from gmv_sandbox.state import SandboxState
 from gmv_sandbox.world import WorldSpec
 
@@ -57,27 +54,6 @@ def max_calls_in_one_second(times: Iterable[float]) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-async def warm_transport(
-    api_base_url: str, connections: int
-) -> httpx.AsyncHTTPTransport:
-    """A connection pool already holding one open connection per lane.
-
-    Long-running workers keep their connections; opening a dozen at the same instant
-    (only a benchmark's start does that) stalls the sandbox for a moment, and it then
-    stamps the queued requests as one burst.
-    """
-    transport = httpx.AsyncHTTPTransport()
-    health = api_base_url.split("/open_api/")[0] + "/_sandbox/health"
-
-    async def open_one() -> None:
-        response = await transport.handle_async_request(httpx.Request("GET", health))
-        await response.aread()
-        await response.aclose()
-
-    await asyncio.gather(*(open_one() for _ in range(connections)))
-    return transport
 
 
 @dataclass(frozen=True)
@@ -143,51 +119,6 @@ async def _work(
         await asyncio.gather(*(lane() for _ in range(plan.concurrency)))
     await engine.dispose()
     return {"finished": finished, "failures": failures}
-
-
-class SandboxProcess:
-    """``python -m gmv_sandbox`` on a free port: a TikTok stand-in outside this process.
-
-    It stands for TikTok's edge, which our machine's load cannot slow down, so it runs at
-    a raised scheduling priority when allowed: a starved sandbox would stamp queued
-    requests late and see bursts that no client sent.
-    """
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.api_base_url = f"{self.base_url}/open_api/v1.3/"
-        command = [sys.executable, "-m", "gmv_sandbox", "--port", str(self.port)]
-        self._process = subprocess.Popen(
-            [*command, "--advertisers", "4", "--log-level", "warning"],
-            stdout=subprocess.DEVNULL,
-        )
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, self._process.pid, -10)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"{self.base_url}/_sandbox/health").raise_for_status()
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the sandbox process did not start")
-
-    def admin(self, method: str, path: str, **body: Any) -> Any:
-        response = httpx.request(
-            method, f"{self.base_url}/_sandbox/{path}", json=body or None
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=10)
 
 
 LIMITER_TABLE = cast(Table, TikTokRateLimit.__table__)
