@@ -110,15 +110,6 @@ class StoredOptions:
     def matches(self, if_none_match: str | None) -> bool:
         """Whether an ``If-None-Match`` header value names this document."""
         return etag_matches(if_none_match, self.etag)
-        for candidate in if_none_match.split(","):
-            tag = candidate.strip()
-            if tag == "*":
-                return True
-            if tag.startswith("W/"):
-                tag = tag[2:]
-            if tag == self.etag:
-                return True
-        return False
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
