@@ -378,16 +378,7 @@ async def revoke_api_token(
     row = await repository.token_of(session, principal.user.id, token_id)
     if row is None:
         raise NotFoundError("API token not found", details={"resource": "api_token"})
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        audit.record(
-            session,
-            action="auth.token_revoked",
-            actor=principal.actor,
-            target_type="api_token",
-            target_id=row.id,
-        )
-    await session.flush()
+    await _revoke(session, principal, row, action="auth.token_revoked")
     return row
 
 
@@ -403,18 +394,30 @@ async def revoke_session(
     row = await repository.session_of(session, principal.user.id, session_id)
     if row is None:
         raise NotFoundError("session not found", details={"resource": "session"})
+    await _revoke(session, principal, row, action="auth.session_revoked")
+    return row
+
+
+async def _revoke(
+    session: AsyncSession,
+    principal: Principal,
+    row: ApiToken | UserSession,
+    *,
+    action: str,
+) -> None:
+    """Mark a token or session of the caller revoked, once, with its audit record."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        target_type = "api_token" if isinstance(row, ApiToken) else "session"
         audit.record(
             session,
-            action="auth.session_revoked",
+            action=action,
             actor=principal.actor,
-            target_type="session",
+            target_type=target_type,
             target_id=row.id,
         )
-        log.info("auth.session_revoked", user_id=principal.user.id, session_id=row.id)
+        log.info(action, user_id=principal.user.id, target_id=row.id)
     await session.flush()
-    return row
 
 
 async def revoke_other_sessions(
