@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from gmv_common.db.models import Membership, User
+from gmv_common.db.models import Membership, User, Workspace
 from gmv_gateway.dependencies import (
     CachesDep,
     MemberDep,
@@ -75,12 +75,7 @@ async def create_workspace(
         owner_user_id=principal.user.id,
         actor=principal.actor,
     )
-    return WorkspaceOut(
-        id=workspace.id,
-        name=workspace.name,
-        role="owner",
-        created_at=workspace.created_at,
-    )
+    return _workspace_out(workspace, "owner")
 
 
 @router.patch(
@@ -99,10 +94,14 @@ async def rename_workspace(
         name=body.name,
         actor=access.actor,
     )
+    return _workspace_out(workspace, access.role)
+
+
+def _workspace_out(workspace: Workspace, role: str) -> WorkspaceOut:
     return WorkspaceOut(
         id=workspace.id,
         name=workspace.name,
-        role=access.role,
+        role=role,
         created_at=workspace.created_at,
     )
 
