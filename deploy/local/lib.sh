@@ -23,6 +23,15 @@ live_pid() {
     printf '%s\n' "$pid"
 }
 
+# True while the process this script just launched (its pid in pid_file) exists. Right
+# after the launch its command line can still be the forking shell's, so live_pid's
+# marker check would take a starting server for a dead one.
+launched_alive() {
+    local pid
+    pid="$(tr -dc '0-9' <"$1" 2>/dev/null)"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
 # Sends SIGTERM to a pid and waits for it to exit; SIGKILL after the timeout.
 terminate_pid() {
     local pid="$1" timeout="$2" waited=0
