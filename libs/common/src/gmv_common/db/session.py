@@ -7,6 +7,8 @@ after commit.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -21,6 +23,8 @@ from sqlalchemy.pool import NullPool
 
 from gmv_common.settings import Settings
 
+_WAL_SWITCH_SECONDS = 10.0
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the driver, so SAVEPOINTs work and ``_sqlite_begin`` decides.
@@ -28,12 +32,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # WAL is a property of the file: switch once, since switching needs the file to itself.
-    cursor.execute("PRAGMA journal_mode")
-    if str(cursor.fetchone()[0]).lower() != "wal":
-        cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # WAL is a property of the file, and switching needs the file to itself. SQLite refuses the
+    # switch at once ("database is locked", busy_timeout does not apply) while another connection
+    # holds a lock, typically a second process switching the same new file. Look again: that
+    # other connection usually switched it already; otherwise wait a little and try once more.
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.02)
 
 
 def _sqlite_begin(connection: Any) -> None:
