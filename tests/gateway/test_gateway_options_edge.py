@@ -12,11 +12,15 @@ from typing import Any
 import httpx
 import pytest
 from gateway_support import API_BASE, Seed, Tenant, bearer
+from sqlalchemy import delete, update
 from starlette.types import Receive, Scope, Send
 
-from gmv_common.db.models import Binding
+from gmv_common.db.base import utcnow
+from gmv_common.db.models import ApiToken, Binding, GmvMaxOptions, Membership
+from gmv_gateway.auth.cache import TTLCache
+from gmv_gateway.dependencies import AccessCaches, Credential, refresh_access
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
-from gmv_gateway.options.edge import OptionsEdge
+from gmv_gateway.options.edge import REFRESH_AHEAD_SECONDS, OptionsEdge
 
 DOCUMENT = b'{"advertisers":[],"bcs":[{"bc_id":"bc-1"}],"status":"active","version":1}'
 ETAG = '"00112233445566778899aabbccddeeff"'
@@ -311,3 +315,140 @@ async def test_deleted_binding_stops_serving_its_cached_document(
     assert deleted.status_code == 204
     assert edge_answers == [False]
     assert after.status_code == 404
+
+
+# Entries that are due for a refresh 0.5 s after they were stored, and expire 1.5 s later.
+SHORT_TTL = REFRESH_AHEAD_SECONDS + 0.5
+
+
+def _short_lived_caches(app: Any) -> AccessCaches:
+    caches = AccessCaches(
+        principals=TTLCache(ttl=SHORT_TTL), roles=TTLCache(ttl=SHORT_TTL)
+    )
+    app.state.access_caches = caches
+    app.state.options_cache = DocumentCache(ttl=0.2)
+    return caches
+
+
+async def _poll(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], seconds: float
+) -> list[int]:
+    """Poll as a page does, every 50 ms, for ``seconds``; the statuses in order."""
+    statuses: list[int] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        statuses.append((await client.get(path, headers=headers)).status_code)
+        await asyncio.sleep(0.05)
+    return statuses
+
+
+async def test_polling_never_meets_an_expired_entry(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    # Without the background refreshes the caller's entries expire after SHORT_TTL and the
+    # document after 0.2 s: requests would then go through the endpoint again.
+    tenant, _, path = await _document(seed)
+    _short_lived_caches(app)
+    member = {**bearer(tenant.member_token), "If-None-Match": ETAG}
+    await client.get(path, headers=member)
+    edge_answers.clear()
+
+    statuses = await _poll(client, path, member, 2.5 * SHORT_TTL)
+
+    assert set(statuses) == {304}
+    assert edge_answers == [True] * len(statuses)
+
+
+async def test_document_changed_without_an_event_is_found_by_revalidation(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, binding, path = await _document(seed)
+    _short_lived_caches(app)
+    member = {**bearer(tenant.member_token), "Accept-Encoding": "identity"}
+    await client.get(path, headers=member)
+    new_etag = '"ffeeddccbbaa99887766554433221100"'
+    async with seed.runtime.sessionmaker.begin() as session:
+        await session.execute(
+            update(GmvMaxOptions)
+            .where(GmvMaxOptions.auth_id == binding.id)
+            .values(etag=new_etag)
+        )
+    edge_answers.clear()
+
+    etags = []
+    for _ in range(40):
+        etags.append((await client.get(path, headers=member)).headers["etag"])
+        if etags[-1] == new_etag:
+            break
+        await asyncio.sleep(0.05)
+
+    assert etags[-1] == new_etag
+    assert set(etags[:-1]) <= {ETAG}
+    assert all(edge_answers)
+
+
+async def test_token_revoked_by_another_process_stops_before_its_entry_expires(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    _short_lived_caches(app)
+    member = bearer(tenant.member_token)
+    await client.get(path, headers=member)
+    # Written to the database only, as another gateway process would: this process's
+    # caches are not told.
+    async with seed.runtime.sessionmaker.begin() as session:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == tenant.member.id)
+            .values(revoked_at=utcnow())
+        )
+
+    statuses = await _poll(client, path, member, SHORT_TTL)
+
+    refused = statuses.index(401)
+    assert set(statuses[:refused]) <= {200}
+    assert set(statuses[refused:]) == {401}
+
+
+async def test_member_removed_by_another_process_stops_before_the_role_expires(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, _, path = await _document(seed)
+    _short_lived_caches(app)
+    member = bearer(tenant.member_token)
+    await client.get(path, headers=member)
+    async with seed.runtime.sessionmaker.begin() as session:
+        await session.execute(
+            delete(Membership).where(
+                Membership.workspace_id == tenant.id,
+                Membership.user_id == tenant.member.id,
+            )
+        )
+
+    statuses = await _poll(client, path, member, SHORT_TTL)
+
+    refused = statuses.index(404)
+    assert set(statuses[:refused]) <= {200}
+    assert set(statuses[refused:]) == {404}
+
+
+async def test_refresh_that_read_before_a_local_revocation_does_not_restore_it(
+    app: Any, client: httpx.AsyncClient, seed: Seed
+) -> None:
+    tenant, _, path = await _document(seed)
+    member = bearer(tenant.member_token)
+    await client.get(path, headers=member)
+    caches: AccessCaches = app.state.access_caches
+    credential = Credential(token=tenant.member_token)
+    principal = caches.principals.get(credential.cache_key)
+    assert principal is not None
+    assert principal.token_id is not None
+
+    refreshing = asyncio.create_task(
+        refresh_access(seed.runtime, caches, credential, tenant.id, ip=None)
+    )
+    await asyncio.sleep(0)  # the refresh has started reading
+    caches.forget_token(principal.token_id)
+    await refreshing
+
+    assert caches.principals.get(credential.cache_key) is None

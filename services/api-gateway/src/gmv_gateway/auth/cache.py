@@ -38,10 +38,18 @@ class TTLCache(Generic[KeyT, ValueT]):
             return None
         return value
 
+    def due(self, key: KeyT, within: float) -> bool:
+        """Whether ``key``'s entry expires within ``within`` seconds (false when absent)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] - time.monotonic() < within
+
     def put(self, key: KeyT, value: ValueT) -> None:
         if len(self._entries) >= self._max_entries:
             self._entries.clear()
         self._entries[key] = (time.monotonic() + self._ttl, value)
+
+    def discard(self, key: KeyT) -> None:
+        self._entries.pop(key, None)
 
     def discard_where(self, predicate: Callable[[KeyT, ValueT], bool]) -> None:
         for key, (_, value) in list(self._entries.items()):

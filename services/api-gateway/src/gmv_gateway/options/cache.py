@@ -59,6 +59,11 @@ class DocumentCache:
             return None
         return entry[1]
 
+    def stale(self, workspace_id: int, auth_id: int) -> CachedDocument | None:
+        """The entry however old: until ``invalidate``, only revalidation can replace it."""
+        entry = self._entries.get((workspace_id, auth_id))
+        return None if entry is None else entry[1]
+
     async def load(
         self, workspace_id: int, auth_id: int, loader: Loader
     ) -> CachedDocument | None:

@@ -11,26 +11,33 @@ an unsupported provider.
 
 The application (``gmv_gateway.app.GatewayApp``) asks it first. Revocation and membership
 changes clear the caches of this process at once (see ``gmv_gateway.auth.cache``).
+
+The edge also keeps its caches warm, so clients polling a page never all miss together when
+an entry ages out: in the last ``REFRESH_AHEAD_SECONDS`` of the caller's or role's entry, one
+background task reads both again (``dependencies.refresh_access``); a document past its
+freshness is served while one background task revalidates it by ETag
+(``service.revalidate_document``). Invalidated entries are never served.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.datastructures import State
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gmv_common.logging import bind_context
+from gmv_common.logging import bind_context, get_logger
 from gmv_gateway.bindings.endpoints import ACCOUNTS, PROVIDER_SPELLINGS
 from gmv_gateway.dependencies import (
     AccessCaches,
+    Credential,
     WorkspaceAccess,
-    session_cache_key,
-    token_cache_key,
+    refresh_access,
 )
 from gmv_gateway.middleware import (
     ID_HEADERS,
@@ -44,7 +51,17 @@ from gmv_gateway.options.service import (
     OptionsReply,
     accepts_gzip,
     reply_from_document,
+    revalidate_document,
 )
+
+log = get_logger(__name__)
+
+# Of the access caches' five seconds: time enough for one refresh to land before expiry.
+REFRESH_AHEAD_SECONDS = 1.5
+
+# What a background task refreshes: ("access", credential key, workspace) or
+# ("document", workspace, binding).
+_WorkKey = tuple[str, str | int, int]
 
 _PATH = re.compile(
     r"/api/v1/tenants/([0-9]{1,18})/providers/([a-z_-]+)"
@@ -75,6 +92,7 @@ class OptionsEdge:
         self._cross_origin: ASGIApp = _send_prepared
         for cls, args, kwargs in reversed(app.user_middleware):
             self._cross_origin = cls(self._cross_origin, *args, **kwargs)
+        self._refreshing: dict[_WorkKey, asyncio.Task[None]] = {}
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if (
@@ -86,7 +104,7 @@ class OptionsEdge:
         ):
             return False
         started = time.perf_counter()
-        found = _cached(self._state, scope, match)
+        found = self._cached(scope, match)
         if found is None:
             return False
         if found.cross_origin:
@@ -95,6 +113,77 @@ class OptionsEdge:
         else:
             await _answer(scope, send, started, found)
         return True
+
+    def _cached(self, scope: Scope, match: re.Match[str]) -> _Hit | None:
+        """The caller, document and reply when all come from this process's caches."""
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED:
+                headers.setdefault(name, value.decode("latin-1"))
+        state = self._state
+        credential = _credential(headers, state.runtime.settings.cookie_name)
+        if credential is None:
+            return None
+        key = credential.cache_key
+        workspace_id, auth_id = int(match[1]), int(match[3])
+        caches: AccessCaches = state.access_caches
+        access = caches.member_access(key, workspace_id)
+        if access is None:
+            return None
+        if caches.due(key, access, REFRESH_AHEAD_SECONDS):
+            client = scope.get("client")
+            self._in_background(
+                ("access", key, workspace_id),
+                lambda: refresh_access(
+                    state.runtime,
+                    caches,
+                    credential,
+                    workspace_id,
+                    ip=client[0] if client else None,
+                ),
+            )
+        documents: DocumentCache = state.options_cache
+        document = documents.get(workspace_id, auth_id)
+        if document is None:
+            document = documents.stale(workspace_id, auth_id)
+            if document is None:
+                return None
+            self._in_background(
+                ("document", workspace_id, auth_id),
+                lambda: revalidate_document(
+                    state.runtime, documents, workspace_id, auth_id
+                ),
+            )
+        scope[ROUTE_TEMPLATE] = f"{ACCOUNTS}/{{auth_id}}/{match[4]}/options"
+        reply = reply_from_document(
+            document,
+            if_none_match=headers.get(b"if-none-match"),
+            gzip_ok=accepts_gzip(headers.get(b"accept-encoding")),
+        )
+        return _Hit(
+            access=access,
+            document=document,
+            reply=reply,
+            ids=RequestIds(headers),
+            cross_origin=b"origin" in headers,
+        )
+
+    def _in_background(
+        self, key: _WorkKey, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``work`` unless the same work is running; its failure is logged, not raised."""
+        if key in self._refreshing:
+            return
+        self._refreshing[key] = asyncio.ensure_future(self._run(key, work))
+
+    async def _run(self, key: _WorkKey, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            # The entry simply ages out and the next request goes through the endpoint.
+            log.warning("options.edge_refresh_failed", work=key[0], error=repr(exc))
+        finally:
+            del self._refreshing[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,47 +246,14 @@ async def _answer(scope: Scope, send: Send, started: float, hit: _Hit) -> None:
     )
 
 
-def _cached(state: State, scope: Scope, match: re.Match[str]) -> _Hit | None:
-    """The caller, document and reply when all come from this process's caches."""
-    headers: dict[bytes, str] = {}
-    for name, value in scope["headers"]:
-        if name in _WANTED:
-            headers.setdefault(name, value.decode("latin-1"))
-    key = _credential_key(headers, state.runtime.settings.cookie_name)
-    if key is None:
-        return None
-    workspace_id, auth_id = int(match[1]), int(match[3])
-    caches: AccessCaches = state.access_caches
-    access = caches.member_access(key, workspace_id)
-    if access is None:
-        return None
-    documents: DocumentCache = state.options_cache
-    document = documents.get(workspace_id, auth_id)
-    if document is None:
-        return None
-    scope[ROUTE_TEMPLATE] = f"{ACCOUNTS}/{{auth_id}}/{match[4]}/options"
-    reply = reply_from_document(
-        document,
-        if_none_match=headers.get(b"if-none-match"),
-        gzip_ok=accepts_gzip(headers.get(b"accept-encoding")),
-    )
-    return _Hit(
-        access=access,
-        document=document,
-        reply=reply,
-        ids=RequestIds(headers),
-        cross_origin=b"origin" in headers,
-    )
-
-
-def _credential_key(headers: dict[bytes, str], cookie_name: str) -> str | None:
-    """The access-cache key of the request's credential, as the endpoint computes it."""
+def _credential(headers: dict[bytes, str], cookie_name: str) -> Credential | None:
+    """The request's credential, read as the endpoint reads it; None when it is malformed."""
     authorization = headers.get(b"authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
-        return token_cache_key(token)
+        return Credential(token=token)
     cookie = cookie_parser(headers.get(b"cookie", "")).get(cookie_name)
-    return session_cache_key(cookie) if cookie else None
+    return Credential(cookie=cookie) if cookie else None

@@ -159,6 +159,18 @@ async def read_options(
     return reply_from_document(document, if_none_match=if_none_match, gzip_ok=gzip_ok)
 
 
+async def revalidate_document(
+    runtime: Runtime, cache: DocumentCache, workspace_id: int, auth_id: int
+) -> None:
+    """Revalidate the cached document on a session of its own (``options.edge``)."""
+
+    async def load(stale: CachedDocument | None) -> CachedDocument | None:
+        async with runtime.sessionmaker() as session:
+            return await _load_document(session, workspace_id, auth_id, stale)
+
+    await cache.load(workspace_id, auth_id, load)
+
+
 async def _load_document(
     session: AsyncSession,
     workspace_id: int,
