@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     sync_lease_seconds: float = 30.0
     sync_heartbeat_seconds: float = 10.0
     meta_sync_interval_seconds: int = 1800
+    # TikTok calls of one meta sync in flight at once; the app's QPS budget still paces them.
+    meta_sync_chain_concurrency: int = Field(default=16, ge=1, le=64)
     product_sync_cooldown_seconds: int = 900
     product_auto_sync_min_interval_seconds: int = 900
     product_sync_max_concurrent_runs: int = 4

@@ -50,7 +50,10 @@ ADVERTISER_INFO_FIELDS = (
     "owner_bc_id",
     "create_time",
 )
-DEFAULT_CONCURRENCY = 8
+# Calls wait on the pacer's reservations and on TikTok, not on this process: enough in flight
+# that neither idles the budget (measured: a 83-call refresh, services as processes on MariaDB,
+# p50 226 ms with 8 in flight, 178 ms with 16).
+DEFAULT_CONCURRENCY = 16
 
 ItemT = TypeVar("ItemT")
 

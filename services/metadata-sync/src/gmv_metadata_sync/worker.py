@@ -78,6 +78,7 @@ class WorkerConfig:
             topic_prefix=settings.kafka_topic_prefix,
             lease_seconds=settings.sync_lease_seconds,
             heartbeat_seconds=settings.sync_heartbeat_seconds,
+            chain_concurrency=settings.meta_sync_chain_concurrency,
             schedule_interval_seconds=settings.meta_sync_interval_seconds,
         )
 
