@@ -227,3 +227,44 @@ async def test_a_running_relay_is_woken_by_the_commit_of_an_outbox_row(
 
     assert bus.published == [envelope.id]
     assert latency < 2
+
+
+async def _claims(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> dict[str, tuple[str | None, object]]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(
+                OutboxMessage.event_id,
+                OutboxMessage.claimed_by,
+                OutboxMessage.claimed_until,
+            )
+        )
+        return {event_id: (owner, until) for event_id, owner, until in rows}
+
+
+async def test_own_fresh_rows_are_published_without_claiming_them_again(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    fresh = await write_events(sessionmaker, topic_prefix=PREFIX, count=3)
+    (expiring,) = await write_events(
+        sessionmaker, topic_prefix=PREFIX, count=1, first_run_id=100
+    )
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.event_id == expiring.id)
+            .values(claimed_until=utcnow() + timedelta(seconds=1))
+        )
+    before = await _claims(sessionmaker)
+    bus = CountingBus(InMemoryBus(), name="this")
+
+    await OutboxRelay(sessionmaker, bus, owner=PROCESS_ID).publish_pending()
+
+    after = await _claims(sessionmaker)
+    assert sorted(bus.published) == sorted(e.id for e in [*fresh, expiring])
+    # The writer's claims still hold: no statement was spent on claiming them again.
+    assert {e.id: after[e.id] for e in fresh} == {e.id: before[e.id] for e in fresh}
+    # The claim about to run out was extended before publishing.
+    assert after[expiring.id] != before[expiring.id]
+    assert await unpublished_rows(sessionmaker) == 0

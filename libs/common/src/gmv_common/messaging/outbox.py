@@ -37,6 +37,9 @@ log = get_logger(__name__)
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 WRITER_CLAIM = timedelta(seconds=15)
+# A relay publishes its process's rows without claiming them again while their writer claim
+# has this much left; closer to expiry it extends the claim first.
+OWN_CLAIM_MARGIN = timedelta(seconds=5)
 # The backlog gauges cost a query; a busy relay refreshes them at most this often (an idle
 # sweep sets them to zero at once).
 BACKLOG_REFRESH_SECONDS = 1.0
@@ -177,43 +180,11 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Claim a batch (own rows, unclaimed or expired), publish it in id order, mark it."""
-        now = utcnow()
-        claimable = or_(
-            OutboxMessage.claimed_by == self.owner,
-            OutboxMessage.claimed_until.is_(None),
-            OutboxMessage.claimed_until < now,
-        )
-        async with self._sessionmaker.begin() as session:
-            candidate_ids = list(
-                await session.scalars(
-                    select(OutboxMessage.id)
-                    .where(OutboxMessage.published_at.is_(None), claimable)
-                    .order_by(OutboxMessage.id)
-                    .limit(self._batch_size)
-                )
-            )
-            if not candidate_ids:
-                OUTBOX_BACKLOG.set(0)
-                OUTBOX_LAG.set(0)
-                return 0
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(candidate_ids), claimable)
-                .values(claimed_by=self.owner, claimed_until=now + self._claim)
-                .execution_options(synchronize_session=False)
-            )
-        async with self._sessionmaker() as session:
-            rows = list(
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(
-                        OutboxMessage.id.in_(candidate_ids),
-                        OutboxMessage.claimed_by == self.owner,
-                        OutboxMessage.published_at.is_(None),
-                    )
-                    .order_by(OutboxMessage.id)
-                )
-            )
+        rows = await self._claim_batch()
+        if not rows:
+            OUTBOX_BACKLOG.set(0)
+            OUTBOX_LAG.set(0)
+            return 0
         published_ids: list[int] = []
         by_key: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
@@ -245,6 +216,57 @@ class OutboxRelay:
         if failures:
             raise failures[0]
         return len(published_ids)
+
+    async def _claim_batch(self) -> list[OutboxMessage]:
+        """The next batch this relay may publish, in id order, read in one transaction.
+
+        Rows this process wrote carry its writer claim: while that claim has
+        ``OWN_CLAIM_MARGIN`` left, no other relay can take them, so they are published as
+        read (the common case: one query). Other rows are claimed with a conditional update
+        first and only those this relay won are kept.
+        """
+        now = utcnow()
+        claimable = or_(
+            OutboxMessage.claimed_by == self.owner,
+            OutboxMessage.claimed_until.is_(None),
+            OutboxMessage.claimed_until < now,
+        )
+        async with self._sessionmaker.begin() as session:
+            rows = list(
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.published_at.is_(None), claimable)
+                    .order_by(OutboxMessage.id)
+                    .limit(self._batch_size)
+                )
+            )
+            held_until = now + OWN_CLAIM_MARGIN
+            to_claim = [
+                row.id
+                for row in rows
+                if row.claimed_by != self.owner
+                or row.claimed_until is None
+                or row.claimed_until < held_until
+            ]
+            if not to_claim:
+                return rows
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(to_claim), claimable)
+                .values(claimed_by=self.owner, claimed_until=now + self._claim)
+                .execution_options(synchronize_session=False)
+            )
+            won = set(
+                await session.scalars(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.id.in_(to_claim),
+                        OutboxMessage.claimed_by == self.owner,
+                        OutboxMessage.published_at.is_(None),
+                    )
+                )
+            )
+        wanted = set(to_claim)
+        return [row for row in rows if row.id not in wanted or row.id in won]
 
     async def _publish_in_order(
         self, rows: list[OutboxMessage], published_ids: list[int]
