@@ -7,12 +7,13 @@ caches; the endpoint's answer for the same request is obtained with the caches e
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from gateway_support import API_BASE, Seed, Tenant, bearer
-from sqlalchemy import delete, update
+from sqlalchemy import Executable, delete, update
 from starlette.types import Receive, Scope, Send
 
 from gmv_common.db.base import utcnow
@@ -387,8 +388,32 @@ async def test_document_changed_without_an_event_is_found_by_revalidation(
     assert all(edge_answers)
 
 
-async def test_token_revoked_by_another_process_stops_before_its_entry_expires(
-    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+def _revoke_token(tenant: Tenant) -> Executable:
+    return (
+        update(ApiToken)
+        .where(ApiToken.user_id == tenant.member.id)
+        .values(revoked_at=utcnow())
+    )
+
+
+def _remove_member(tenant: Tenant) -> Executable:
+    return delete(Membership).where(
+        Membership.workspace_id == tenant.id,
+        Membership.user_id == tenant.member.id,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "refused_with"),
+    [(_revoke_token, 401), (_remove_member, 404)],
+    ids=["token revoked", "member removed"],
+)
+async def test_access_withdrawn_by_another_process_stops_before_its_entry_expires(
+    app: Any,
+    client: httpx.AsyncClient,
+    seed: Seed,
+    change: Callable[[Tenant], Executable],
+    refused_with: int,
 ) -> None:
     tenant, _, path = await _document(seed)
     _short_lived_caches(app)
@@ -397,39 +422,13 @@ async def test_token_revoked_by_another_process_stops_before_its_entry_expires(
     # Written to the database only, as another gateway process would: this process's
     # caches are not told.
     async with seed.runtime.sessionmaker.begin() as session:
-        await session.execute(
-            update(ApiToken)
-            .where(ApiToken.user_id == tenant.member.id)
-            .values(revoked_at=utcnow())
-        )
+        await session.execute(change(tenant))
 
     statuses = await _poll(client, path, member, SHORT_TTL)
 
-    refused = statuses.index(401)
+    refused = statuses.index(refused_with)
     assert set(statuses[:refused]) <= {200}
-    assert set(statuses[refused:]) == {401}
-
-
-async def test_member_removed_by_another_process_stops_before_the_role_expires(
-    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
-) -> None:
-    tenant, _, path = await _document(seed)
-    _short_lived_caches(app)
-    member = bearer(tenant.member_token)
-    await client.get(path, headers=member)
-    async with seed.runtime.sessionmaker.begin() as session:
-        await session.execute(
-            delete(Membership).where(
-                Membership.workspace_id == tenant.id,
-                Membership.user_id == tenant.member.id,
-            )
-        )
-
-    statuses = await _poll(client, path, member, SHORT_TTL)
-
-    refused = statuses.index(404)
-    assert set(statuses[:refused]) <= {200}
-    assert set(statuses[refused:]) == {404}
+    assert set(statuses[refused:]) == {refused_with}
 
 
 async def test_refresh_that_read_before_a_local_revocation_does_not_restore_it(
