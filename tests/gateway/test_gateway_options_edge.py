@@ -21,7 +21,11 @@ from gmv_common.db.models import ApiToken, Binding, GmvMaxOptions, Membership
 from gmv_gateway.auth.cache import TTLCache
 from gmv_gateway.dependencies import AccessCaches, Credential, refresh_access
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
-from gmv_gateway.options.edge import REFRESH_AHEAD_SECONDS, OptionsEdge
+from gmv_gateway.options.edge import (
+    MAX_ANSWERS_PER_DOCUMENT,
+    REFRESH_AHEAD_SECONDS,
+    OptionsEdge,
+)
 
 DOCUMENT = b'{"advertisers":[],"bcs":[{"bc_id":"bc-1"}],"status":"active","version":1}'
 ETAG = '"00112233445566778899aabbccddeeff"'
@@ -451,3 +455,34 @@ async def test_refresh_that_read_before_a_local_revocation_does_not_restore_it(
     await refreshing
 
     assert caches.principals.get(credential.cache_key) is None
+
+
+async def test_remembered_answers_follow_each_requests_tags_and_stay_bounded(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, binding, path = await _document(seed)
+    member = {**bearer(tenant.member_token), "Accept-Encoding": "identity"}
+    await client.get(path, headers=member)
+    edge_answers.clear()
+    forms = {
+        ETAG: 304,
+        f"W/{ETAG}": 304,
+        f'"other", {ETAG}': 304,
+        "*": 304,
+        '"other"': 200,
+    }
+    # Clients choose these values: past the bound the answers stay right, unremembered.
+    forms |= {f'"stale-{index}"': 200 for index in range(2 * MAX_ANSWERS_PER_DOCUMENT)}
+
+    statuses = {}
+    for _ in range(2):
+        for tag in forms:
+            response = await client.get(path, headers={**member, "If-None-Match": tag})
+            statuses[tag] = response.status_code
+
+    assert statuses == forms
+    assert all(edge_answers)
+    cache: DocumentCache = app.state.options_cache
+    document = cache.get(tenant.id, binding.id)
+    assert document is not None
+    assert len(document.answers) <= MAX_ANSWERS_PER_DOCUMENT

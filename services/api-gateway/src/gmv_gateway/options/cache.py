@@ -31,7 +31,7 @@ class CachedDocument:
     etag: str
     body: bytes
     gzip_body: bytes
-    # Ready-made answers by representation, filled by ``options.edge``.
+    # Ready-made answers by If-None-Match and Accept-Encoding, filled by ``options.edge``.
     answers: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -108,7 +108,7 @@ class OptionsEdge:
         if found is None:
             return False
         if found.cross_origin:
-            scope[_PREPARED] = (found.access, options_response(found.reply))
+            scope[_PREPARED] = (found.access, options_response(found.reply()))
             await self._cross_origin(scope, receive, send)
         else:
             await _answer(scope, send, started, found)
@@ -155,15 +155,11 @@ class OptionsEdge:
                 ),
             )
         scope[ROUTE_TEMPLATE] = f"{ACCOUNTS}/{{auth_id}}/{match[4]}/options"
-        reply = reply_from_document(
-            document,
-            if_none_match=headers.get(b"if-none-match"),
-            gzip_ok=accepts_gzip(headers.get(b"accept-encoding")),
-        )
         return _Hit(
             access=access,
             document=document,
-            reply=reply,
+            if_none_match=headers.get(b"if-none-match"),
+            accept_encoding=headers.get(b"accept-encoding"),
             ids=RequestIds(headers),
             cross_origin=b"origin" in headers,
         )
@@ -190,9 +186,23 @@ class OptionsEdge:
 class _Hit:
     access: WorkspaceAccess
     document: CachedDocument
-    reply: OptionsReply
+    if_none_match: str | None
+    accept_encoding: str | None
     ids: RequestIds
     cross_origin: bool
+
+    def reply(self) -> OptionsReply:
+        return reply_from_document(
+            self.document,
+            if_none_match=self.if_none_match,
+            gzip_ok=accepts_gzip(self.accept_encoding),
+        )
+
+
+# Ready answers kept per document, by the request's If-None-Match and Accept-Encoding values:
+# a polling client sends the same pair every time. The values come from clients, so only this
+# many pairs are kept; others are answered all the same, just not remembered.
+MAX_ANSWERS_PER_DOCUMENT = 32
 
 
 _PREPARED = "gmv.options_prepared"
@@ -212,18 +222,19 @@ async def _send_prepared(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def _answer(scope: Scope, send: Send, started: float, hit: _Hit) -> None:
-    reply = hit.reply
-    key = (reply.not_modified, reply.gzip)
-    answer: _Answer | None = hit.document.answers.get(key)
+    answers = hit.document.answers
+    key = (hit.if_none_match, hit.accept_encoding)
+    answer: _Answer | None = answers.get(key)
     if answer is None:
-        response = options_response(reply)
+        response = options_response(hit.reply())
         # What CORSMiddleware adds to an answer without Origin: Vary names it.
         headers = [
             (name, value + b", Origin" if name == b"vary" else value)
             for name, value in response.raw_headers
         ]
         answer = _Answer(response.status_code, headers, bytes(response.body))
-        hit.document.answers[key] = answer
+        if len(answers) < MAX_ANSWERS_PER_DOCUMENT:
+            answers[key] = answer
     ids = hit.ids
     await send(
         {
