@@ -59,6 +59,7 @@ from doc_commands import (
     is_placeholder,
     kind_of,
 )
+from sqlalchemy.engine import make_url
 from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
 
@@ -573,8 +574,26 @@ def mariadb_problems(invocation: Invocation, _: Workdir) -> list[str]:
     ]
     if problems or program != "mariadb":
         return problems
-    ran = run((program, *args), stdin="SELECT 1;\n")
+    ran = run((program, *on_suite_server(args)), stdin="SELECT 1;\n")
     return [] if ran.returncode == 0 else [f"exited {ran.returncode}: {ran.output}"]
+
+
+DEFAULT_SERVER_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
+
+
+def on_suite_server(args: tuple[str, ...]) -> tuple[str, ...]:
+    """The client line aimed at the suite's server: the docs name the default port, and
+    ``GMV_MARIADB_PORT`` may have moved it (the URL in ``GMV_TEST_DATABASE_URL`` says where)."""
+    port = make_url(os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_SERVER_URL)).port
+    aimed: list[str] = []
+    follows_flag = False
+    for word in args:
+        if follows_flag and word.isdigit():
+            word = str(port)
+        word = re.sub(r"^(-P|--port=)\d+$", rf"\g<1>{port}", word)
+        follows_flag = word in ("-P", "--port")
+        aimed.append(word)
+    return tuple(aimed)
 
 
 def data_directories() -> set[Path]:
@@ -992,3 +1011,28 @@ def test_a_wrong_command_fails_naming_its_page_line_and_text(
     message = describe(invocation, problems)
     assert f"{invocation.where}: `{invocation.text}`" in message
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("written", "aimed"),
+    [
+        (
+            ("-h127.0.0.1", "-P13306", "-ugmv", "gmv"),
+            ("-h127.0.0.1", "-P23306", "-ugmv", "gmv"),
+        ),
+        (("--port=13306", "gmv"), ("--port=23306", "gmv")),
+        (
+            ("-P", "13306", "--port", "13306", "gmv"),
+            ("-P", "23306", "--port", "23306", "gmv"),
+        ),
+        (("--defaults-file=my.cnf", "13306"), ("--defaults-file=my.cnf", "13306")),
+    ],
+)
+def test_a_client_line_is_aimed_at_the_port_the_suite_server_listens_on(
+    written: tuple[str, ...], aimed: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "GMV_TEST_DATABASE_URL", "mysql+aiomysql://gmv:gmv@127.0.0.1:23306/gmv"
+    )
+
+    assert on_suite_server(written) == aimed
