@@ -27,7 +27,6 @@ import os
 import platform
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,10 +34,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event, insert, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from support import database_server_url, scratch_database
 
-from gmv_common.db import migrate
 from gmv_common.db.models import (
     Advertiser,
     AdvertiserStoreLink,
@@ -49,17 +47,12 @@ from gmv_common.db.models import (
     Store,
     Workspace,
 )
-from gmv_common.db.session import (
-    create_engine,
-    create_null_pool_engine,
-    create_sessionmaker,
-)
+from gmv_common.db.session import create_engine, create_sessionmaker
 from gmv_common.logging import configure_logging
 from gmv_common.settings import Settings
 from gmv_options_cache import load_options, rebuild_options
 
 RESULTS = Path(__file__).parent / "results" / "options_build.json"
-DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
 GOAL_MS = 200.0
 
 BUSINESS_CENTERS = 5
@@ -70,32 +63,6 @@ TOMBSTONED_ADVERTISERS = 20
 TOMBSTONED_STORES = 40
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-async def create_database(server_url: str) -> str:
-    name = f"gmv_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_null_pool_engine(server_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
-                "COLLATE utf8mb4_unicode_ci"
-            )
-    finally:
-        await engine.dispose()
-    url = make_url(server_url).set(database=name)
-    return url.render_as_string(hide_password=False)
-
-
-async def drop_database(server_url: str, url: str) -> None:
-    engine = create_null_pool_engine(server_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(
-                f"DROP DATABASE IF EXISTS `{make_url(url).database}`"
-            )
-    finally:
-        await engine.dispose()
 
 
 async def seed(sessions: Sessions) -> tuple[int, int]:
@@ -259,16 +226,12 @@ def summary(samples: list[float], kind: str | None = None) -> dict[str, float]:
 
 
 async def run(server_url: str, repeat: int) -> dict[str, Any]:
-    url = await create_database(server_url)
-    try:
-        await migrate.upgrade(url)
+    async with scratch_database(server_url) as url:
         engine = create_engine(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
         try:
             return await measure(engine, repeat)
         finally:
             await engine.dispose()
-    finally:
-        await drop_database(server_url, url)
 
 
 async def measure(engine: AsyncEngine, repeat: int) -> dict[str, Any]:
@@ -393,11 +356,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    server_url = os.environ.get(
-        "GMV_BENCH_DATABASE_URL", os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_URL)
-    )
     configure_logging(level="WARNING", fmt="console", service="bench")
-    results = asyncio.run(run(server_url, args.repeat))
+    results = asyncio.run(run(database_server_url(), args.repeat))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

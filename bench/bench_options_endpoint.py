@@ -57,7 +57,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import orjson
 import uvloop
-from bench_options_build import create_database, drop_database, seed
+from bench_options_build import seed
+from support import create_database, database_server_url, drop_database
 
 from gmv_cli.runner import (
     WORKERS,
@@ -83,7 +84,6 @@ from gmv_sandbox import WorldSpec
 
 RESULTS = Path(__file__).parent / "results" / "options_endpoint.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
 HOST = "127.0.0.1"
 GOAL_304_RATIO = 0.70
 GOAL_200_RATIO = 0.50
@@ -674,9 +674,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--refreshes", type=int, default=40)
     args = parser.parse_args()
-    server_url = os.environ.get(
-        "GMV_BENCH_DATABASE_URL", os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_URL)
-    )
+    server_url = database_server_url()
     configure_logging(level="WARNING", fmt="console", service="bench")
     load_before = [round(v, 2) for v in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="gmv-bench-") as folder:

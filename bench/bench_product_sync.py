@@ -36,28 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
+from support import (
+    DeveloperApp,
+    bench_runtime,
+    database_server_url,
+    scratch_database,
+    seed_binding,
+)
 
 from gmv_common.bindings import build_rate_limiter, build_tiktok_client
-from gmv_common.bus.memory import InMemoryBus
-from gmv_common.crypto import (
-    Keyring,
-    app_secret_context,
-    binding_token_context,
-    fingerprint,
-)
-from gmv_common.db import migrate
-from gmv_common.db.models import (
-    AdvertiserStoreLink,
-    Binding,
-    ProviderApp,
-    SyncRun,
-    Workspace,
-)
-from gmv_common.db.session import create_null_pool_engine
+from gmv_common.db.models import AdvertiserStoreLink, ProviderApp, SyncRun
 from gmv_common.logging import configure_logging
 from gmv_common.runtime import Runtime
-from gmv_common.settings import Settings
 from gmv_common.sync.runs import request_product_sync
 from gmv_common.tiktok import TikTokClient
 from gmv_product_sync.app import build_executor
@@ -65,35 +55,9 @@ from gmv_product_sync.executor import RunExecutor
 from gmv_sandbox import SandboxState, WorldSpec, create_app
 
 RESULTS = Path(__file__).parent / "results" / "product_sync.json"
-DEFAULT_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
 SANDBOX_BASE_URL = "http://sandbox.bench/open_api/v1.3/"
 GOAL_RATIO = 1.10
 LIFTED_QPS = 100_000
-
-
-async def create_database(server_url: str) -> str:
-    name = f"gmv_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_null_pool_engine(server_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
-                "COLLATE utf8mb4_unicode_ci"
-            )
-    finally:
-        await engine.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_database(server_url: str, url: str) -> None:
-    engine = create_null_pool_engine(server_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(
-                f"DROP DATABASE IF EXISTS `{make_url(url).database}`"
-            )
-    finally:
-        await engine.dispose()
 
 
 def world_spec(seed: int, products: int, *, advertisers: int) -> dict[str, Any]:
@@ -220,54 +184,31 @@ class Bench:
 
     async def seed(self, advertiser_index: int) -> dict[str, Any]:
         """A workspace, app and binding for one sandbox pair."""
-        keyring: Keyring = self.runtime.keyring
         sandbox_app = self.sandbox.app
-        qps = int(sandbox_app["qps"])
         advertiser = list(self.state.world.advertisers.values())[advertiser_index]
         store = self.state.world.stores[advertiser.store_ids[0]]
+        developer_app = DeveloperApp(
+            app_id=sandbox_app["app_id"],
+            secret=sandbox_app["secret"],
+            access_token=sandbox_app["token"],
+            qps=float(sandbox_app["qps"] or LIFTED_QPS),
+        )
+        binding = await seed_binding(
+            self.runtime, developer_app, workspace_name=f"bench {advertiser_index}"
+        )
         async with self.runtime.sessionmaker.begin() as session:
-            workspace = Workspace(name=f"bench {advertiser_index}")
-            session.add(workspace)
-            await session.flush()
-            secret, version = keyring.encrypt(
-                sandbox_app["secret"],
-                associated_data=app_secret_context(sandbox_app["app_id"]),
-            )
-            app = ProviderApp(
-                app_id=sandbox_app["app_id"],
-                name="bench app",
-                secret_cipher=secret,
-                key_version=version,
-                redirect_uri="http://localhost/callback",
-                qps_limit=float(qps or LIFTED_QPS),
-            )
-            session.add(app)
-            await session.flush()
-            cipher, version = keyring.encrypt(
-                sandbox_app["token"],
-                associated_data=binding_token_context(workspace.id, app.id),
-            )
-            binding = Binding(
-                workspace_id=workspace.id,
-                provider_app_id=app.id,
-                access_token_cipher=cipher,
-                key_version=version,
-                token_fingerprint=fingerprint(sandbox_app["token"]),
-            )
-            session.add(binding)
-            await session.flush()
             session.add(
                 AdvertiserStoreLink(
-                    workspace_id=workspace.id,
-                    auth_id=binding.id,
+                    workspace_id=binding.workspace_id,
+                    auth_id=binding.auth_id,
                     advertiser_id=advertiser.advertiser_id,
                     store_id=store.store_id,
                     store_authorized_bc_id=store.store_authorized_bc_id,
                 )
             )
         return {
-            "workspace_id": workspace.id,
-            "auth_id": binding.id,
+            "workspace_id": binding.workspace_id,
+            "auth_id": binding.auth_id,
             "app_id": sandbox_app["app_id"],
             "advertiser_id": advertiser.advertiser_id,
             "store_id": store.store_id,
@@ -314,47 +255,32 @@ def run_figures(run: SyncRun, seconds: float) -> dict[str, Any]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    server_url = os.environ.get(
-        "GMV_BENCH_DATABASE_URL", os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_URL)
-    )
-    url = await create_database(server_url)
-    try:
-        await migrate.upgrade(url)
-        settings = Settings(
-            _env_file=None,
-            environment="test",
-            database_url=url,
-            bus_backend="memory",
-            kafka_topic_prefix="bench",
-        )
-        runtime = Runtime.create(settings, bus=InMemoryBus())
-        lifted_spec = world_spec(2026, args.products, advertisers=2)
-        paced_spec = world_spec(2027, args.paced_products, advertisers=1)
-        try:
-            async with Sandbox(lifted_spec, qps=0, inline=args.inline_sandbox) as box:
-                bench = Bench(runtime, box)
-                lifted = await bench.seed(0)
-                started = time.perf_counter()
-                first = await bench.sync(lifted, trigger="manual")
-                first_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                again = await bench.sync(lifted, trigger="schedule")
-                again_seconds = time.perf_counter() - started
+    lifted_spec = world_spec(2026, args.products, advertisers=2)
+    paced_spec = world_spec(2027, args.paced_products, advertisers=1)
+    async with (
+        scratch_database(database_server_url()) as url,
+        bench_runtime(url) as runtime,
+    ):
+        async with Sandbox(lifted_spec, qps=0, inline=args.inline_sandbox) as box:
+            bench = Bench(runtime, box)
+            lifted = await bench.seed(0)
+            started = time.perf_counter()
+            first = await bench.sync(lifted, trigger="manual")
+            first_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            again = await bench.sync(lifted, trigger="schedule")
+            again_seconds = time.perf_counter() - started
 
-            async with Sandbox(
-                paced_spec, qps=int(args.qps), inline=args.inline_sandbox
-            ) as box:
-                paced_bench = Bench(runtime, box)
-                paced = await paced_bench.seed(0)
-                await box.reset_counters()
-                started = time.perf_counter()
-                paced_run = await paced_bench.sync(paced, trigger="schedule")
-                paced_seconds = time.perf_counter() - started
-                counters = await box.counters()
-        finally:
-            await runtime.close()
-    finally:
-        await drop_database(server_url, url)
+        async with Sandbox(
+            paced_spec, qps=int(args.qps), inline=args.inline_sandbox
+        ) as box:
+            paced_bench = Bench(runtime, box)
+            paced = await paced_bench.seed(0)
+            await box.reset_counters()
+            started = time.perf_counter()
+            paced_run = await paced_bench.sync(paced, trigger="schedule")
+            paced_seconds = time.perf_counter() - started
+            counters = await box.counters()
 
     calls = (paced_run.stats or {}).get("api_calls") or 0
     floor = calls / args.qps

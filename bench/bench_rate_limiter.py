@@ -27,7 +27,6 @@ import platform
 import statistics
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -37,7 +36,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
+from support import create_database, database_server_url, drop_database
 
 from gmv_common.db.models.rate_limits import TikTokRateLimit
 from gmv_common.db.session import (
@@ -57,7 +56,6 @@ from gmv_common.tiktok import (
 from gmv_sandbox.process import SandboxProcess, warm_transport
 
 RESULTS = Path(__file__).parent / "results" / "rate_limiter.json"
-DEFAULT_MARIADB_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
 GOAL_UTILISATION = 0.90
 INTERACTIVE_EVERY_SECONDS = 1.5
 
@@ -162,16 +160,6 @@ async def create_table(url: str) -> None:
     await engine.dispose()
 
 
-async def mariadb_database(server_url: str, *, drop: str | None = None) -> str:
-    engine = create_null_pool_engine(server_url)
-    name = drop or f"gmv_bench_{uuid.uuid4().hex[:10]}"
-    statement = f"DROP DATABASE `{name}`" if drop else f"CREATE DATABASE `{name}`"
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(statement)
-    await engine.dispose()
-    return make_url(server_url).set(database=name).render_as_string(False)
-
-
 def run_backend(
     database_url: str, sandbox: SandboxProcess, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -244,10 +232,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--qps", type=int, default=10)
     args = parser.parse_args()
-    server_url = os.environ.get(
-        "GMV_BENCH_DATABASE_URL",
-        os.environ.get("GMV_TEST_DATABASE_URL", DEFAULT_MARIADB_URL),
-    )
+    server_url = database_server_url()
     backends = ["sqlite", "mariadb"] if args.backend == "both" else [args.backend]
 
     sandbox = SandboxProcess()
@@ -258,14 +243,13 @@ def main() -> None:
                 folder = tempfile.mkdtemp(prefix="gmv-bench-")
                 url = f"sqlite+aiosqlite:///{folder}/limiter.db"
             else:
-                url = asyncio.run(mariadb_database(server_url))
+                url = asyncio.run(create_database(server_url))
             asyncio.run(create_table(url))
             try:
                 runs[backend] = run_backend(url, sandbox, args)
             finally:
                 if backend == "mariadb":
-                    name = make_url(url).database
-                    asyncio.run(mariadb_database(server_url, drop=name))
+                    asyncio.run(drop_database(server_url, url))
             print(summary_line(backend, runs[backend]))
     finally:
         sandbox.stop()

@@ -15,46 +15,23 @@ import os
 import time
 import uuid
 
-from sqlalchemy.engine import make_url
+from support import database_server_url, scratch_database
 
 from gmv_common.bus import topics
 from gmv_common.bus.base import TopicSpec
 from gmv_common.bus.kafka import KafkaBus
-from gmv_common.db import migrate
-from gmv_common.db.session import (
-    create_engine,
-    create_null_pool_engine,
-    create_sessionmaker,
-)
+from gmv_common.db.session import create_engine, create_sessionmaker
 from gmv_common.events.schemas import MetaSyncRequested
 from gmv_common.messaging.outbox import OutboxRelay, enqueue
 from gmv_common.settings import Settings
 
 
-async def fresh_database(server_url: str) -> str:
-    name = f"gmv_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_null_pool_engine(server_url)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    await engine.dispose()
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    await migrate.upgrade(url)
-    return url
-
-
-async def drop_database(server_url: str, url: str) -> None:
-    engine = create_null_pool_engine(server_url)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(
-            f"DROP DATABASE IF EXISTS `{make_url(url).database}`"
-        )
-    await engine.dispose()
-
-
 async def run_once(server_url: str, bootstrap: str, rows: int, bindings: int) -> float:
-    url = await fresh_database(server_url)
+    async with scratch_database(server_url) as url:
+        return await _drain(url, bootstrap, rows, bindings)
+
+
+async def _drain(url: str, bootstrap: str, rows: int, bindings: int) -> float:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     bus = KafkaBus(bootstrap, client_id="gmv-bench", replication_factor=1)
     name = topics.topic_name(prefix, topics.META_SYNC_COMMANDS)
@@ -80,7 +57,6 @@ async def run_once(server_url: str, bootstrap: str, rows: int, bindings: int) ->
         await engine.dispose()
         await bus.delete_topics([name])
         await bus.stop()
-        await drop_database(server_url, url)
 
 
 async def main(arguments: argparse.Namespace) -> None:
@@ -95,9 +71,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--database",
-        default=os.environ.get(
-            "GMV_TEST_DATABASE_URL", "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
-        ),
+        default=database_server_url(),
     )
     parser.add_argument(
         "--bootstrap",

@@ -16,20 +16,37 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 
 class SandboxProcess:
-    def __init__(self, *, advertisers: int = 4, startup_seconds: float = 120) -> None:
+    """A generated world served on loopback, with one registered app limited to ``qps``.
+
+    ``world`` takes further ``python -m gmv_sandbox`` options by their parameter names
+    (``seed``, ``business_centers``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        advertisers: int = 4,
+        qps: int = 10,
+        world: Mapping[str, int] | None = None,
+        startup_seconds: float = 120,
+    ) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_base_url = f"{self.base_url}/open_api/v1.3/"
         command = [sys.executable, "-m", "gmv_sandbox", "--port", str(self.port)]
-        command += ["--advertisers", str(advertisers), "--log-level", "warning"]
+        command += ["--advertisers", str(advertisers), "--qps", str(qps)]
+        for name, value in (world or {}).items():
+            command += [f"--{name.replace('_', '-')}", str(int(value))]
+        command += ["--log-level", "warning"]
         # This interpreter and numbers only: nothing from outside reaches the command.
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
         with contextlib.suppress(PermissionError):
@@ -51,7 +68,14 @@ class SandboxProcess:
             method, f"{self.base_url}/_sandbox/{path}", json=body or None
         )
         response.raise_for_status()
-        return response.json()
+        return response.json() if response.content else None
+
+    async def admin_async(self, method: str, path: str, **body: Any) -> Any:
+        """``admin`` for callers on an event loop."""
+        async with httpx.AsyncClient(base_url=f"{self.base_url}/_sandbox/") as client:
+            response = await client.request(method, path, json=body or None)
+        response.raise_for_status()
+        return response.json() if response.content else None
 
     def stop(self) -> None:
         self._process.terminate()
