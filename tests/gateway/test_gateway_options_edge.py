@@ -16,8 +16,11 @@ from gateway_support import API_BASE, Seed, Tenant, bearer
 from sqlalchemy import Executable, delete, update
 from starlette.types import Receive, Scope, Send
 
+from gmv_common.bus import topics
 from gmv_common.db.base import utcnow
 from gmv_common.db.models import ApiToken, Binding, GmvMaxOptions, Membership
+from gmv_common.events import OptionsUpdated
+from gmv_common.messaging.outbox import build_envelope
 from gmv_gateway.auth.cache import TTLCache
 from gmv_gateway.dependencies import AccessCaches, Credential, refresh_access
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
@@ -26,6 +29,7 @@ from gmv_gateway.options.edge import (
     REFRESH_AHEAD_SECONDS,
     OptionsEdge,
 )
+from gmv_options_cache.service import pack
 
 DOCUMENT = b'{"advertisers":[],"bcs":[{"bc_id":"bc-1"}],"status":"active","version":1}'
 ETAG = '"00112233445566778899aabbccddeeff"'
@@ -60,9 +64,9 @@ async def _document(seed: Seed) -> tuple[Tenant, Binding, str]:
 
 
 def _forget_everything(app: Any) -> None:
-    app.state.options_cache = DocumentCache()
-    app.state.access_caches.principals.clear()
-    app.state.access_caches.roles.clear()
+    app.options_cache = DocumentCache()
+    app.access_caches.principals.clear()
+    app.access_caches.roles.clear()
 
 
 def _comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
@@ -195,9 +199,13 @@ async def test_revoked_token_and_removed_member_stop_at_once(
     )
     poller = bearer(created.json()["token"])
     member = bearer(tenant.member_token)
-    assert (await client.get(path, headers=poller)).status_code == 200
-    assert (await client.get(path, headers=member)).status_code == 200
     edge_answers.clear()
+    # The endpoint, then the edge twice: the second answer comes from the ready answer kept
+    # for these exact request headers.
+    for headers in (poller, member):
+        for _ in range(3):
+            assert (await client.get(path, headers=headers)).status_code == 200
+    assert edge_answers == [False, True, True] * 2
 
     revoked = await client.delete(
         f"/api/v1/auth/tokens/{created.json()['id']}",
@@ -310,7 +318,8 @@ async def test_deleted_binding_stops_serving_its_cached_document(
 ) -> None:
     tenant, _, path = await _document(seed)
     member = bearer(tenant.member_token)
-    assert (await client.get(path, headers=member)).status_code == 200
+    for _ in range(3):
+        assert (await client.get(path, headers=member)).status_code == 200
     account = path.removesuffix("/gmvmax/options")
 
     deleted = await client.delete(account, headers=bearer(tenant.admin_token))
@@ -322,6 +331,48 @@ async def test_deleted_binding_stops_serving_its_cached_document(
     assert after.status_code == 404
 
 
+async def test_options_updated_replaces_a_ready_answer_at_once(
+    app: Any, client: httpx.AsyncClient, seed: Seed, edge_answers: list[bool]
+) -> None:
+    tenant, binding, path = await _document(seed)
+    member = {
+        **bearer(tenant.member_token),
+        "Accept-Encoding": "identity",
+        "If-None-Match": ETAG,
+    }
+    for _ in range(3):
+        assert (await client.get(path, headers=member)).status_code == 304
+    new_etag = '"ffeeddccbbaa99887766554433221100"'
+    async with seed.runtime.sessionmaker.begin() as session:
+        await session.execute(
+            update(GmvMaxOptions)
+            .where(GmvMaxOptions.auth_id == binding.id)
+            .values(document=pack(DOCUMENT.replace(b"bc-1", b"bc-2")), etag=new_etag)
+        )
+    event = OptionsUpdated(
+        workspace_id=tenant.id, auth_id=binding.id, etag=new_etag, version=2
+    )
+    envelope = build_envelope(event)
+    await seed.runtime.bus.publish(
+        seed.runtime.topic(topics.OPTIONS_EVENTS),
+        event.key,
+        envelope.body(),
+        envelope.headers(),
+    )
+    for _ in range(100):
+        if app.options_cache.stale(tenant.id, binding.id) is None:
+            break
+        await asyncio.sleep(0.01)
+    edge_answers.clear()
+
+    changed = await client.get(path, headers=member)
+
+    assert edge_answers == [False]
+    assert changed.status_code == 200
+    assert changed.headers["etag"] == new_etag
+    assert b"bc-2" in changed.content
+
+
 # Entries that are due for a refresh 0.5 s after they were stored, and expire 1.5 s later.
 SHORT_TTL = REFRESH_AHEAD_SECONDS + 0.5
 
@@ -330,8 +381,8 @@ def _short_lived_caches(app: Any) -> AccessCaches:
     caches = AccessCaches(
         principals=TTLCache(ttl=SHORT_TTL), roles=TTLCache(ttl=SHORT_TTL)
     )
-    app.state.access_caches = caches
-    app.state.options_cache = DocumentCache(ttl=0.2)
+    app.access_caches = caches
+    app.options_cache = DocumentCache(ttl=0.2)
     return caches
 
 
@@ -441,7 +492,7 @@ async def test_refresh_that_read_before_a_local_revocation_does_not_restore_it(
     tenant, _, path = await _document(seed)
     member = bearer(tenant.member_token)
     await client.get(path, headers=member)
-    caches: AccessCaches = app.state.access_caches
+    caches: AccessCaches = app.access_caches
     credential = Credential(token=tenant.member_token)
     principal = caches.principals.get(credential.cache_key)
     assert principal is not None
@@ -482,7 +533,7 @@ async def test_remembered_answers_follow_each_requests_tags_and_stay_bounded(
 
     assert statuses == forms
     assert all(edge_answers)
-    cache: DocumentCache = app.state.options_cache
+    cache: DocumentCache = app.options_cache
     document = cache.get(tenant.id, binding.id)
     assert document is not None
     assert len(document.answers) <= MAX_ANSWERS_PER_DOCUMENT

@@ -37,7 +37,7 @@ def runtime_of(request: Request) -> Runtime:
 
 
 def caches_of(request: Request) -> AccessCaches:
-    caches: AccessCaches = request.app.state.access_caches
+    caches: AccessCaches = request.app.access_caches
     return caches
 
 

@@ -43,7 +43,8 @@ _random = random.Random()
 
 
 def new_id(bits: int = 128) -> str:
-    return f"{_random.getrandbits(bits):0{bits // 4}x}"
+    """``bits`` random bits as lowercase hex, zero-padded (the quickest such spelling)."""
+    return _random.getrandbits(bits).to_bytes(bits // 8, "big").hex()
 
 
 def traceparent_for(incoming: str | None) -> str:
@@ -62,15 +63,18 @@ ROUTE_TEMPLATE = "gmv.route_template"
 ID_HEADERS = frozenset({b"x-request-id", b"x-correlation-id", b"traceparent"})
 
 
-def _sane(value: str | None) -> str | None:
-    return value if value is not None and _SAFE_ID.match(value) else None
+def _sane(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _SAFE_ID.match(text) else None
 
 
 class RequestIds:
     """A request's ids: sane incoming ones kept, the rest made.
 
-    ``headers`` holds the request's first value of each of ``ID_HEADERS`` it sent. The span
-    id is made on first use of ``traceparent``.
+    ``headers`` maps raw header names to the first raw value the request sent (ASGI's bytes;
+    only ``ID_HEADERS`` are read). The span id is made on first use of ``traceparent``.
     """
 
     __slots__ = (
@@ -80,18 +84,26 @@ class RequestIds:
         "request_id",
     )
 
-    def __init__(self, headers: Mapping[bytes, str]) -> None:
-        self.request_id = _sane(headers.get(b"x-request-id")) or new_id()
-        self.correlation_id = _sane(headers.get(b"x-correlation-id")) or self.request_id
-        self._incoming_traceparent = _sane(headers.get(b"traceparent"))
+    def __init__(self, headers: Mapping[bytes, bytes]) -> None:
+        request_id = headers.get(b"x-request-id")
+        correlation_id = headers.get(b"x-correlation-id")
+        traceparent = headers.get(b"traceparent")
         self._traceparent: str | None = None
+        if request_id is None and correlation_id is None and traceparent is None:
+            # Most requests carry none: every id is made here.
+            self.request_id = self.correlation_id = new_id()
+            self._incoming_traceparent = None
+            return
+        self.request_id = _sane(request_id) or new_id()
+        self.correlation_id = _sane(correlation_id) or self.request_id
+        self._incoming_traceparent = _sane(traceparent)
 
     @classmethod
     def of(cls, scope: Scope) -> RequestIds:
-        found: dict[bytes, str] = {}
+        found: dict[bytes, bytes] = {}
         for key, value in scope.get("headers", ()):
             if key in ID_HEADERS:
-                found.setdefault(key, value.decode("latin-1"))
+                found.setdefault(key, value)
         return cls(found)
 
     @property
@@ -128,14 +140,8 @@ def route_template(scope: Scope) -> str:
 _latency_children: dict[tuple[str, str, int], Histogram] = {}
 
 
-def record_request(
-    scope: Scope,
-    status_code: int,
-    started: float,
-    context: Callable[[], dict[str, Any]] | None = None,
-) -> None:
-    """One latency sample and one log line; ``context()`` adds to the bound log context."""
-    elapsed = time.perf_counter() - started
+def latency_histogram(scope: Scope, status_code: int) -> Histogram:
+    """The latency histogram of the request's method, route template and status."""
     template = route_template(scope)
     method = scope["method"] if scope["method"] in METHODS else "OTHER"
     key = (method, template, status_code)
@@ -143,12 +149,30 @@ def record_request(
     if histogram is None:
         histogram = REQUEST_LATENCY.labels(method, template, str(status_code))
         _latency_children[key] = histogram
+    return histogram
+
+
+def record_request(
+    scope: Scope,
+    status_code: int,
+    started: float,
+    context: Callable[[], dict[str, Any]] | None = None,
+    *,
+    histogram: Histogram | None = None,
+) -> None:
+    """One latency sample and one log line; ``context()`` adds to the bound log context.
+
+    ``histogram`` is ``latency_histogram(scope, status_code)`` when the caller kept it.
+    """
+    elapsed = time.perf_counter() - started
+    if histogram is None:
+        histogram = latency_histogram(scope, status_code)
     histogram.observe(elapsed)
     if _access_log.isEnabledFor(logging.INFO):
         log.info(
             "http.request",
-            method=method,
-            route=template,
+            method=scope["method"] if scope["method"] in METHODS else "OTHER",
+            route=route_template(scope),
             status=status_code,
             duration_ms=round(elapsed * 1000, 2),
             **(context() if context is not None else {}),

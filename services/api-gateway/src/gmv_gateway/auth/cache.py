@@ -38,6 +38,10 @@ class TTLCache(Generic[KeyT, ValueT]):
             return None
         return value
 
+    def entry(self, key: KeyT) -> tuple[float, ValueT] | None:
+        """The stored ``(expires, value)`` pair, however old; each ``put`` makes a new one."""
+        return self._entries.get(key)
+
     def due(self, key: KeyT, within: float) -> bool:
         """Whether ``key``'s entry expires within ``within`` seconds (false when absent)."""
         entry = self._entries.get(key)

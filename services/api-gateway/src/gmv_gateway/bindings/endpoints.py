@@ -170,7 +170,7 @@ async def delete_account(
         session, runtime, tiktok, access, auth_id, release=session.commit
     )
     # This process stops serving the document at once; others within their cache's TTL.
-    request.app.state.options_cache.invalidate(access.workspace_id, auth_id)
+    request.app.options_cache.invalidate(access.workspace_id, auth_id)
     return Response(status_code=204)
 
 

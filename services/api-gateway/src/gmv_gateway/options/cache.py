@@ -59,6 +59,10 @@ class DocumentCache:
             return None
         return entry[1]
 
+    def entry(self, key: Key) -> tuple[float, CachedDocument] | None:
+        """The stored ``(expires, document)`` pair, however old; each ``put`` makes a new one."""
+        return self._entries.get(key)
+
     def stale(self, workspace_id: int, auth_id: int) -> CachedDocument | None:
         """The entry however old: until ``invalidate``, only revalidation can replace it."""
         entry = self._entries.get((workspace_id, auth_id))

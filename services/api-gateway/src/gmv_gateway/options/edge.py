@@ -9,6 +9,13 @@ tags and headers are the endpoint's own. Everything else goes on to the endpoint
 the caches: a query string (``?refresh=1``), an unknown or malformed credential, a cold cache,
 an unsupported provider.
 
+A caller polling one document sends the same few headers every time. What those inputs
+resolved to is kept as a *lane*: the answer, plus the very cache entries (caller, role,
+document) it was built from. The next identical request is answered after checking that
+those entries are still the stored ones and not near their expiry, with no parsing, hashing
+or lookups by key; any invalidation, refresh or expiry sends it through the full check
+again, which builds a new lane.
+
 The application (``gmv_gateway.app.GatewayApp``) asks it first. Revocation and membership
 changes clear the caches of this process at once (see ``gmv_gateway.auth.cache``).
 
@@ -26,12 +33,16 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from starlette.applications import Starlette
+from prometheus_client.metrics import Histogram
+from starlette.datastructures import State
+from starlette.middleware import Middleware
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gmv_common.logging import bind_context, get_logger
+from gmv_common.runtime import Runtime
 from gmv_gateway.bindings.endpoints import ACCOUNTS, PROVIDER_SPELLINGS
 from gmv_gateway.dependencies import (
     AccessCaches,
@@ -40,9 +51,9 @@ from gmv_gateway.dependencies import (
     refresh_access,
 )
 from gmv_gateway.middleware import (
-    ID_HEADERS,
     ROUTE_TEMPLATE,
     RequestIds,
+    latency_histogram,
     record_request,
 )
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
@@ -67,13 +78,21 @@ _PATH = re.compile(
     r"/api/v1/tenants/([0-9]{1,18})/providers/([a-z_-]+)"
     r"/accounts/([0-9]{1,18})/(gmvmax|gmv-max)/options"
 )
-_WANTED = ID_HEADERS | {
-    b"authorization",
-    b"cookie",
-    b"if-none-match",
-    b"accept-encoding",
-    b"origin",
-}
+# Lanes kept per process; a full table is emptied, as the other caches are.
+MAX_LANES = 10_000
+
+# A request's inputs to its answer: path, Authorization, Cookie, If-None-Match and
+# Accept-Encoding, as sent.
+_LaneKey = tuple[str, bytes | None, bytes | None, bytes | None, bytes | None]
+
+
+class ServedApp(Protocol):
+    """The application the edge stands in front of (``gmv_gateway.app.GatewayApp``)."""
+
+    state: State
+    user_middleware: list[Middleware]
+    access_caches: AccessCaches
+    options_cache: DocumentCache
 
 
 class OptionsEdge:
@@ -87,46 +106,92 @@ class OptionsEdge:
     dependency resolution and error layers are skipped.
     """
 
-    def __init__(self, app: Starlette) -> None:
-        self._state = app.state
+    def __init__(self, app: ServedApp) -> None:
+        self._app = app
+        self._runtime: Runtime = app.state.runtime
         self._cross_origin: ASGIApp = _send_prepared
         for cls, args, kwargs in reversed(app.user_middleware):
             self._cross_origin = cls(self._cross_origin, *args, **kwargs)
         self._refreshing: dict[_WorkKey, asyncio.Task[None]] = {}
+        self._lanes: dict[_LaneKey, _Lane] = {}
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if (
             scope["type"] != "http"
             or scope["method"] != "GET"
             or scope.get("query_string")
-            or (match := _PATH.fullmatch(scope["path"])) is None
-            or match[2] not in PROVIDER_SPELLINGS
         ):
             return False
         started = time.perf_counter()
-        found = self._cached(scope, match)
+        # The first value of each header, as the endpoint reads them.
+        headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
+        cross_origin = b"origin" in headers
+        if not cross_origin:
+            lane_key: _LaneKey = (
+                scope["path"],
+                headers.get(b"authorization"),
+                headers.get(b"cookie"),
+                headers.get(b"if-none-match"),
+                headers.get(b"accept-encoding"),
+            )
+            lane = self._lanes.get(lane_key)
+            if lane is not None and self._holds(lane):
+                scope[ROUTE_TEMPLATE] = lane.template
+                await _send_answer(
+                    scope,
+                    send,
+                    started,
+                    lane.answer,
+                    RequestIds(headers),
+                    lane,
+                    lane.histogram,
+                )
+                return True
+        match = _PATH.fullmatch(scope["path"])
+        if match is None or match[2] not in PROVIDER_SPELLINGS:
+            return False
+        found = self._cached(scope, match, headers)
         if found is None:
             return False
-        if found.cross_origin:
+        if cross_origin:
             scope[_PREPARED] = (found.access, options_response(found.reply()))
             await self._cross_origin(scope, receive, send)
-        else:
-            await _answer(scope, send, started, found)
+            return True
+        answer = _ready_answer(found)
+        lane = found.lane(answer, scope)
+        if lane is not None:
+            if len(self._lanes) >= MAX_LANES:
+                self._lanes.clear()
+            self._lanes[lane_key] = lane
+        await _send_answer(
+            scope, send, started, answer, RequestIds(headers), found.access
+        )
         return True
 
-    def _cached(self, scope: Scope, match: re.Match[str]) -> _Hit | None:
+    def _holds(self, lane: _Lane) -> bool:
+        """Whether the entries the lane was built from are still the stored ones."""
+        if time.monotonic() >= lane.valid_until:
+            return False
+        sources = lane.sources
+        app = self._app
+        return (
+            app.access_caches.principals.entry(sources.credential_key)
+            is sources.principal_entry
+            and app.access_caches.roles.entry(sources.role_key) is sources.role_entry
+            and app.options_cache.entry(sources.document_key) is sources.document_entry
+        )
+
+    def _cached(
+        self, scope: Scope, match: re.Match[str], headers: dict[bytes, bytes]
+    ) -> _Hit | None:
         """The caller, document and reply when all come from this process's caches."""
-        headers: dict[bytes, str] = {}
-        for name, value in scope["headers"]:
-            if name in _WANTED:
-                headers.setdefault(name, value.decode("latin-1"))
-        state = self._state
-        credential = _credential(headers, state.runtime.settings.cookie_name)
+        runtime = self._runtime
+        credential = _credential(headers, runtime.settings.cookie_name)
         if credential is None:
             return None
         key = credential.cache_key
         workspace_id, auth_id = int(match[1]), int(match[3])
-        caches: AccessCaches = state.access_caches
+        caches = self._app.access_caches
         access = caches.member_access(key, workspace_id)
         if access is None:
             return None
@@ -135,33 +200,35 @@ class OptionsEdge:
             self._in_background(
                 ("access", key, workspace_id),
                 lambda: refresh_access(
-                    state.runtime,
+                    runtime,
                     caches,
                     credential,
                     workspace_id,
                     ip=client[0] if client else None,
                 ),
             )
-        documents: DocumentCache = state.options_cache
+        documents = self._app.options_cache
+        fresh = True
         document = documents.get(workspace_id, auth_id)
         if document is None:
+            fresh = False
             document = documents.stale(workspace_id, auth_id)
             if document is None:
                 return None
             self._in_background(
                 ("document", workspace_id, auth_id),
-                lambda: revalidate_document(
-                    state.runtime, documents, workspace_id, auth_id
-                ),
+                lambda: revalidate_document(runtime, documents, workspace_id, auth_id),
             )
         scope[ROUTE_TEMPLATE] = f"{ACCOUNTS}/{{auth_id}}/{match[4]}/options"
+        inm, encoding = headers.get(b"if-none-match"), headers.get(b"accept-encoding")
         return _Hit(
             access=access,
             document=document,
-            if_none_match=headers.get(b"if-none-match"),
-            accept_encoding=headers.get(b"accept-encoding"),
-            ids=RequestIds(headers),
-            cross_origin=b"origin" in headers,
+            if_none_match=None if inm is None else inm.decode("latin-1"),
+            accept_encoding=None if encoding is None else encoding.decode("latin-1"),
+            sources=_Sources.of(caches, documents, key, access, auth_id)
+            if fresh
+            else None,
         )
 
     def _in_background(
@@ -183,19 +250,89 @@ class OptionsEdge:
 
 
 @dataclass(frozen=True, slots=True)
+class _Sources:
+    """The cache entries an answer was built from, as stored when it was built."""
+
+    credential_key: str
+    principal_entry: tuple[float, Any]
+    role_key: tuple[int, int]
+    role_entry: tuple[float, str]
+    document_key: tuple[int, int]
+    document_entry: tuple[float, CachedDocument]
+
+    @classmethod
+    def of(
+        cls,
+        caches: AccessCaches,
+        documents: DocumentCache,
+        credential_key: str,
+        access: WorkspaceAccess,
+        auth_id: int,
+    ) -> _Sources | None:
+        role_key = (access.user_id, access.workspace_id)
+        document_key = (access.workspace_id, auth_id)
+        principal_entry = caches.principals.entry(credential_key)
+        role_entry = caches.roles.entry(role_key)
+        document_entry = documents.entry(document_key)
+        if principal_entry is None or role_entry is None or document_entry is None:
+            return None
+        return cls(
+            credential_key=credential_key,
+            principal_entry=principal_entry,
+            role_key=role_key,
+            role_entry=role_entry,
+            document_key=document_key,
+            document_entry=document_entry,
+        )
+
+    @property
+    def valid_until(self) -> float:
+        """When the answer must be checked in full again: a refresh is due, or the document."""
+        due = min(self.principal_entry[0], self.role_entry[0]) - REFRESH_AHEAD_SECONDS
+        return min(due, self.document_entry[0])
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """A ready answer for one request's inputs, valid while its sources are stored."""
+
+    answer: _Answer
+    template: str
+    histogram: Histogram
+    user_id: int
+    workspace_id: int
+    valid_until: float
+    sources: _Sources
+
+
+@dataclass(frozen=True, slots=True)
 class _Hit:
     access: WorkspaceAccess
     document: CachedDocument
     if_none_match: str | None
     accept_encoding: str | None
-    ids: RequestIds
-    cross_origin: bool
+    # None when the document was served stale (it is being revalidated).
+    sources: _Sources | None
 
     def reply(self) -> OptionsReply:
         return reply_from_document(
             self.document,
             if_none_match=self.if_none_match,
             gzip_ok=accepts_gzip(self.accept_encoding),
+        )
+
+    def lane(self, answer: _Answer, scope: Scope) -> _Lane | None:
+        sources = self.sources
+        if sources is None or sources.valid_until <= time.monotonic():
+            return None
+        return _Lane(
+            answer=answer,
+            template=scope[ROUTE_TEMPLATE],
+            histogram=latency_histogram(scope, answer.status),
+            user_id=self.access.user_id,
+            workspace_id=self.access.workspace_id,
+            valid_until=sources.valid_until,
+            sources=sources,
         )
 
 
@@ -221,7 +358,8 @@ async def _send_prepared(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-async def _answer(scope: Scope, send: Send, started: float, hit: _Hit) -> None:
+def _ready_answer(hit: _Hit) -> _Answer:
+    """The endpoint's answer to the hit's request, remembered on the document."""
     answers = hit.document.answers
     key = (hit.if_none_match, hit.accept_encoding)
     answer: _Answer | None = answers.get(key)
@@ -235,7 +373,26 @@ async def _answer(scope: Scope, send: Send, started: float, hit: _Hit) -> None:
         answer = _Answer(response.status_code, headers, bytes(response.body))
         if len(answers) < MAX_ANSWERS_PER_DOCUMENT:
             answers[key] = answer
-    ids = hit.ids
+    return answer
+
+
+class _Caller(Protocol):
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def workspace_id(self) -> int: ...
+
+
+async def _send_answer(
+    scope: Scope,
+    send: Send,
+    started: float,
+    answer: _Answer,
+    ids: RequestIds,
+    caller: _Caller,
+    histogram: Histogram | None = None,
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -244,27 +401,28 @@ async def _answer(scope: Scope, send: Send, started: float, hit: _Hit) -> None:
         }
     )
     await send({"type": "http.response.body", "body": answer.body})
-    access = hit.access
     record_request(
         scope,
         answer.status,
         started,
         lambda: {
             **ids.as_context(),
-            "user_id": access.user_id,
-            "workspace_id": access.workspace_id,
+            "user_id": caller.user_id,
+            "workspace_id": caller.workspace_id,
         },
+        histogram=histogram,
     )
 
 
-def _credential(headers: dict[bytes, str], cookie_name: str) -> Credential | None:
+def _credential(headers: dict[bytes, bytes], cookie_name: str) -> Credential | None:
     """The request's credential, read as the endpoint reads it; None when it is malformed."""
     authorization = headers.get(b"authorization")
     if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
         return Credential(token=token)
-    cookie = cookie_parser(headers.get(b"cookie", "")).get(cookie_name)
+    cookies = cookie_parser(headers.get(b"cookie", b"").decode("latin-1"))
+    cookie = cookies.get(cookie_name)
     return Credential(cookie=cookie) if cookie else None

@@ -64,7 +64,7 @@ async def get_options(
             auth_id,
             if_none_match=if_none_match,
             gzip_ok=gzip_ok,
-            cache=request.app.state.options_cache,
+            cache=request.app.options_cache,
         )
     else:
         reply = await service.read_options(
@@ -73,7 +73,7 @@ async def get_options(
             auth_id,
             if_none_match=if_none_match,
             gzip_ok=gzip_ok,
-            cache=request.app.state.options_cache,
+            cache=request.app.options_cache,
         )
     return options_response(reply)
 
