@@ -4,9 +4,10 @@
    ``GMV_TEST_DATABASE_URL``, else the local test server), seeds the 1,000-advertiser,
    2,000-store binding of ``bench_options_build`` and builds its options document, then adds a
    user who owns the workspace and a personal API token. Starts ``gmv serve api-gateway`` (one
-   uvicorn worker process, in-memory bus, ``LOG_LEVEL=WARNING``) and, in a process of its own
-   under uvicorn with the same settings, a bare ASGI app that answers with the gateway's own
-   bytes and headers (a 304 when ``If-None-Match`` names the tag). ``wrk`` (installed with
+   uvicorn worker process on uvloop and httptools, in-memory bus, ``LOG_LEVEL=WARNING``) and,
+   in a process of its own under uvicorn with the same loop and parser, a bare ASGI app that
+   answers with the gateway's own bytes and headers (a 304 when ``If-None-Match`` names the
+   tag). ``wrk`` (installed with
    apt-get when missing) loads ``GET …/gmvmax/options`` for 200 responses and, with
    ``If-None-Match: <etag>``, for 304 responses. Each round measures gateway and bare back to
    back for each kind, the gateway first in even rounds and the bare app first in odd ones (the
@@ -309,7 +310,7 @@ def compare_rates(
         bare_command = [sys.executable, "-m", "uvicorn", "bare_app:app"]
         bare_command += ["--app-dir", str(work), "--host", HOST]
         bare_command += ["--port", str(bare_port), "--log-level", "warning"]
-        bare_command += ["--no-access-log"]
+        bare_command += ["--no-access-log", "--http", "httptools"]
         with server_process(bare_command, bare_port, bare_env, work / "bare.log"):
             bare_url = f"http://{HOST}:{bare_port}{path}"
             check = httpx.get(bare_url, headers=plain, timeout=30)

@@ -62,6 +62,7 @@ def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
         app,
         host=host,
         port=port,
+        http="httptools",
         log_config=None,
         access_log=False,
         lifespan="on",
