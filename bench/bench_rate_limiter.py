@@ -222,6 +222,36 @@ def summary_line(backend: str, run: dict[str, Any]) -> str:
     )
 
 
+def headline(runs: dict[str, Any], qps: int, workers: int) -> list[dict[str, Any]]:
+    """Per database: budget used, busiest second and throttles, each next to its goal."""
+    entries: list[dict[str, Any]] = []
+    for backend, run in runs.items():
+        where = f"{backend}, {workers} processes"
+        entries += [
+            {
+                "metric": f"budget used ({where})",
+                "value": round(100 * run["utilisation"], 1),
+                "unit": "%",
+                "goal": round(100 * GOAL_UTILISATION),
+                "better": "higher",
+            },
+            {
+                "metric": f"busiest one-second window ({where})",
+                "value": run["max_one_second_qps"],
+                "unit": "calls",
+                "goal": qps,
+                "better": "lower",
+            },
+            {
+                "metric": f"40100 answers ({where})",
+                "value": run["throttled_40100"],
+                "goal": 0,
+                "better": "lower",
+            },
+        ]
+    return entries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -256,6 +286,7 @@ def main() -> None:
 
     results = {
         "benchmark": "rate_limiter",
+        "headline": headline(runs, args.qps, args.workers),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "setup": {
