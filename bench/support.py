@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
 
-from gmv_common.crypto import app_secret_context, binding_token_context, fingerprint
+from gmv_common.bindings import seal_access_token, seal_app_secret
 from gmv_common.db import migrate
 from gmv_common.db.models import Binding, ProviderApp, Workspace
 from gmv_common.db.session import create_null_pool_engine
@@ -100,33 +100,23 @@ async def seed_binding(
     keyring = runtime.keyring
     async with runtime.sessionmaker.begin() as session:
         workspace = Workspace(name=workspace_name)
-        secret_cipher, secret_key_version = keyring.encrypt(
-            app.secret, associated_data=app_secret_context(app.app_id)
-        )
         provider_app = ProviderApp(
             app_id=app.app_id,
             name="Bench app",
-            secret_cipher=secret_cipher,
-            key_version=secret_key_version,
             redirect_uri="http://127.0.0.1:8000/callback",
             api_base_url=app.api_base_url,
             qps_limit=app.qps,
         )
+        seal_app_secret(provider_app, keyring, app.secret)
         session.add_all([workspace, provider_app])
         await session.flush()
-        token_cipher, token_key_version = keyring.encrypt(
-            app.access_token,
-            associated_data=binding_token_context(workspace.id, provider_app.id),
-        )
         binding = Binding(
             workspace_id=workspace.id,
             provider_app_id=provider_app.id,
             alias="Bench binding",
-            access_token_cipher=token_cipher,
-            key_version=token_key_version,
-            token_fingerprint=fingerprint(app.access_token),
             status="active",
         )
+        seal_access_token(binding, keyring, app.access_token)
         session.add(binding)
         await session.flush()
         return SeededBinding(workspace_id=workspace.id, auth_id=binding.id)

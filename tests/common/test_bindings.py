@@ -14,8 +14,18 @@ from gmv_common.bindings import (
     load_binding_credentials,
     mark_active,
     mark_needs_reauth,
+    open_access_token,
+    open_app_secret,
+    seal_access_token,
+    seal_app_secret,
 )
-from gmv_common.crypto import Keyring, app_secret_context, binding_token_context
+from gmv_common.crypto import (
+    DecryptionError,
+    Keyring,
+    app_secret_context,
+    binding_token_context,
+    fingerprint,
+)
 from gmv_common.db.models import Binding, OutboxMessage, ProviderApp, Workspace
 from gmv_common.db.session import create_engine, create_sessionmaker
 from gmv_common.errors import NotFoundError
@@ -96,6 +106,29 @@ async def test_credentials_are_decrypted_and_never_shown(
     assert credentials.tiktok.app_secret.get_secret_value() == SECRET
     assert TOKEN not in repr(credentials)
     assert SECRET not in repr(credentials.tiktok)
+
+
+def test_sealed_secrets_open_only_on_their_own_rows(keyring: Keyring) -> None:
+    binding = Binding(workspace_id=3, provider_app_id=9)
+    seal_access_token(binding, keyring, TOKEN)
+    app = ProviderApp(app_id="app-1")
+    seal_app_secret(app, keyring, SECRET)
+    copied = Binding(
+        workspace_id=4,
+        provider_app_id=9,
+        access_token_cipher=binding.access_token_cipher,
+    )
+    renamed = ProviderApp(app_id="app-2", secret_cipher=app.secret_cipher)
+
+    assert TOKEN.encode() not in binding.access_token_cipher
+    assert binding.token_fingerprint == fingerprint(TOKEN)
+    assert (binding.key_version, app.key_version) == (1, 1)
+    assert open_access_token(binding, keyring) == TOKEN
+    assert open_app_secret(app, keyring) == SECRET
+    with pytest.raises(DecryptionError):
+        open_access_token(copied, keyring)
+    with pytest.raises(DecryptionError):
+        open_app_secret(renamed, keyring)
 
 
 async def test_binding_of_another_workspace_is_not_found(

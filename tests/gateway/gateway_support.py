@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from gmv_common.crypto import app_secret_context, binding_token_context, fingerprint
+from gmv_common.bindings import seal_access_token, seal_app_secret
 from gmv_common.db.base import utcnow
 from gmv_common.db.models import (
     Advertiser,
@@ -128,20 +128,16 @@ class Seed:
         is_default: bool = True,
     ) -> ProviderApp:
         app_id = app_id or f"7{next(_counter):018d}"
-        cipher, version = self.runtime.keyring.encrypt(
-            secret, associated_data=app_secret_context(app_id)
-        )
         async with self.runtime.sessionmaker.begin() as session:
             app = ProviderApp(
                 app_id=app_id,
                 name="Test app",
-                secret_cipher=cipher,
-                key_version=version,
                 redirect_uri="http://api.test/api/oauth/tiktok-business/callback",
                 api_base_url=api_base_url,
                 qps_limit=10.0,
                 is_default=is_default,
             )
+            seal_app_secret(app, self.runtime.keyring, secret)
             session.add(app)
         return app
 
@@ -155,19 +151,14 @@ class Seed:
         alias: str | None = None,
     ) -> Binding:
         token = access_token or f"token-{next(_counter)}"
-        cipher, version = self.runtime.keyring.encrypt(
-            token, associated_data=binding_token_context(workspace_id, app.id)
-        )
         async with self.runtime.sessionmaker.begin() as session:
             binding = Binding(
                 workspace_id=workspace_id,
                 provider_app_id=app.id,
                 alias=alias,
-                access_token_cipher=cipher,
-                key_version=version,
-                token_fingerprint=fingerprint(token),
                 status=status,
             )
+            seal_access_token(binding, self.runtime.keyring, token)
             session.add(binding)
         return binding
 

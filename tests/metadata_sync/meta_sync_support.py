@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gmv_common.crypto import Keyring, app_secret_context, binding_token_context
-from gmv_common.crypto import fingerprint as secret_fingerprint
+from gmv_common.bindings import seal_access_token, seal_app_secret
+from gmv_common.crypto import Keyring
 from gmv_common.db.models import (
     Advertiser,
     AdvertiserStoreLink,
@@ -78,33 +78,23 @@ async def add_binding(
             select(ProviderApp).where(ProviderApp.app_id == app_id)
         )
         if app is None:
-            secret_cipher, key_version = keyring.encrypt(
-                secret, associated_data=app_secret_context(app_id)
-            )
             app = ProviderApp(
                 app_id=app_id,
                 name="Sandbox app",
-                secret_cipher=secret_cipher,
-                key_version=key_version,
                 redirect_uri="http://127.0.0.1:8000/callback",
                 api_base_url=SANDBOX_BASE_URL,
                 qps_limit=qps_limit,
             )
+            seal_app_secret(app, keyring, secret)
             session.add(app)
         await session.flush()
-        token_cipher, token_version = keyring.encrypt(
-            access_token,
-            associated_data=binding_token_context(workspace.id, app.id),
-        )
         binding = Binding(
             workspace_id=workspace.id,
             provider_app_id=app.id,
             alias="Sandbox binding",
-            access_token_cipher=token_cipher,
-            key_version=token_version,
-            token_fingerprint=secret_fingerprint(access_token),
             status="active",
         )
+        seal_access_token(binding, keyring, access_token)
         session.add(binding)
         await session.flush()
         return SandboxBinding(

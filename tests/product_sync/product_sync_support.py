@@ -11,13 +11,14 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gmv_common.bindings import build_tiktok_client
+from gmv_common.bindings import (
+    build_tiktok_client,
+    seal_access_token,
+    seal_app_secret,
+)
 from gmv_common.bus.memory import InMemoryBus
 from gmv_common.crypto import (
     Keyring,
-    app_secret_context,
-    binding_token_context,
-    fingerprint,
 )
 from gmv_common.db.models import (
     AdvertiserStoreLink,
@@ -95,32 +96,19 @@ async def seed_pair(
         workspace = Workspace(name="Acme agency")
         session.add(workspace)
         await session.flush()
-        secret_cipher, version = keyring.encrypt(
-            developer_app.secret,
-            associated_data=app_secret_context(developer_app.app_id),
-        )
         app = ProviderApp(
             app_id=developer_app.app_id,
             name="sandbox app",
-            secret_cipher=secret_cipher,
-            key_version=version,
             redirect_uri="http://localhost/callback",
             qps_limit=float(qps or 10_000),
         )
+        seal_app_secret(app, keyring, developer_app.secret)
         session.add(app)
         await session.flush()
-        token_cipher, version = keyring.encrypt(
-            token.access_token,
-            associated_data=binding_token_context(workspace.id, app.id),
-        )
         binding = Binding(
-            workspace_id=workspace.id,
-            provider_app_id=app.id,
-            alias="main",
-            access_token_cipher=token_cipher,
-            key_version=version,
-            token_fingerprint=fingerprint(token.access_token),
+            workspace_id=workspace.id, provider_app_id=app.id, alias="main"
         )
+        seal_access_token(binding, keyring, token.access_token)
         session.add(binding)
         await session.flush()
         if link_store:

@@ -25,7 +25,7 @@ from gmv_cli.runner import (
     run_all,
     serve_until_stopped,
 )
-from gmv_common.crypto import binding_token_context
+from gmv_common.bindings import open_access_token
 from gmv_common.db import migrate
 from gmv_common.db.models import Binding, ProviderApp, User, Workspace
 from gmv_common.logging import get_logger
@@ -112,10 +112,7 @@ async def _restore_sandbox_tokens(
     for binding, app in rows:
         if app.app_id != demo.app.app_id:
             continue
-        token = runtime.keyring.decrypt(
-            binding.access_token_cipher,
-            associated_data=binding_token_context(binding.workspace_id, app.id),
-        )
+        token = open_access_token(binding, runtime.keyring)
         demo.state.issue_token(app.app_id, None, access_token=token)
     return rows[0][0].id if rows else None
 

@@ -5,6 +5,9 @@ Shared by the metadata sync, the product sync and the gateway:
 - ``load_binding_credentials`` reads the binding and its provider app, scoped by workspace
   (another workspace's binding is a 404, like an unknown one), and decrypts the access token
   and the app secret. Neither ever reaches a log line or a repr.
+- ``seal_access_token`` / ``open_access_token`` and ``seal_app_secret`` / ``open_app_secret``
+  are the one place each secret is encrypted and decrypted, bound to its row's context (a
+  token's ciphertext copied to another workspace's binding does not decrypt).
 - ``mark_needs_reauth`` / ``mark_active`` move the binding's status and emit a
   ``BindingChanged`` event through the outbox, in the caller's transaction.
 - ``build_rate_limiter`` / ``build_tiktok_client`` make the client every TikTok call goes
@@ -21,7 +24,12 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gmv_common.crypto import Keyring, app_secret_context, binding_token_context
+from gmv_common.crypto import (
+    Keyring,
+    app_secret_context,
+    binding_token_context,
+    fingerprint,
+)
 from gmv_common.db.models import Binding, ProviderApp
 from gmv_common.errors import NotFoundError
 from gmv_common.events.schemas import BindingChanged
@@ -96,18 +104,44 @@ async def load_binding_credentials(
             details={"auth_id": auth_id},
         )
     binding, app = row
-    access_token = keyring.decrypt(
-        binding.access_token_cipher,
-        associated_data=binding_token_context(binding.workspace_id, app.id),
-    )
-    app_secret = keyring.decrypt(
-        app.secret_cipher, associated_data=app_secret_context(app.app_id)
-    )
     return BindingCredentials(
         binding=binding,
         app=app,
-        access_token=SecretStr(access_token),
-        app_secret=SecretStr(app_secret),
+        access_token=SecretStr(open_access_token(binding, keyring)),
+        app_secret=SecretStr(open_app_secret(app, keyring)),
+    )
+
+
+def seal_access_token(binding: Binding, keyring: Keyring, access_token: str) -> None:
+    """Store ``access_token`` on the binding, encrypted, with its fingerprint.
+
+    The binding's ``workspace_id`` and ``provider_app_id`` must be set: they are the
+    ciphertext's context.
+    """
+    context = binding_token_context(binding.workspace_id, binding.provider_app_id)
+    cipher, version = keyring.encrypt(access_token, associated_data=context)
+    binding.access_token_cipher = cipher
+    binding.key_version = version
+    binding.token_fingerprint = fingerprint(access_token)
+
+
+def open_access_token(binding: Binding, keyring: Keyring) -> str:
+    context = binding_token_context(binding.workspace_id, binding.provider_app_id)
+    return keyring.decrypt(binding.access_token_cipher, associated_data=context)
+
+
+def seal_app_secret(app: ProviderApp, keyring: Keyring, secret: str) -> None:
+    """Store the app's ``secret``, encrypted; ``app_id`` must be set (the context)."""
+    cipher, version = keyring.encrypt(
+        secret, associated_data=app_secret_context(app.app_id)
+    )
+    app.secret_cipher = cipher
+    app.key_version = version
+
+
+def open_app_secret(app: ProviderApp, keyring: Keyring) -> str:
+    return keyring.decrypt(
+        app.secret_cipher, associated_data=app_secret_context(app.app_id)
     )
 
 

@@ -19,12 +19,14 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gmv_common.bindings import STATUS_REVOKED, load_binding_credentials
-from gmv_common.crypto import (
-    app_secret_context,
-    binding_token_context,
-    fingerprint,
+from gmv_common.bindings import (
+    STATUS_REVOKED,
+    load_binding_credentials,
+    open_app_secret,
+    seal_access_token,
+    seal_app_secret,
 )
+from gmv_common.crypto import fingerprint
 from gmv_common.db.base import utcnow
 from gmv_common.db.models import Binding, OAuthState, ProviderApp
 from gmv_common.errors import GMVError, NotFoundError, ValidationFailedError
@@ -287,9 +289,7 @@ async def complete_authorization(
     app = await repository.provider_app(session, oauth.provider_app_id)
     if app is None:
         raise OAuthStateInvalidError("the provider app of this state is gone")
-    app_secret = runtime.keyring.decrypt(
-        app.secret_cipher, associated_data=app_secret_context(app.app_id)
-    )
+    app_secret = open_app_secret(app, runtime.keyring)
     await release()
     try:
         async with await tiktok.client_for(app) as client:
@@ -344,13 +344,8 @@ async def _upsert_binding(
     token: AccessToken,
 ) -> Binding:
     access_token = token.access_token.get_secret_value()
-    cipher, version = runtime.keyring.encrypt(
-        access_token,
-        associated_data=binding_token_context(oauth.workspace_id, app.id),
-    )
-    token_fingerprint = fingerprint(access_token)
     binding = await repository.binding_by_fingerprint(
-        session, oauth.workspace_id, app.id, token_fingerprint
+        session, oauth.workspace_id, app.id, fingerprint(access_token)
     )
     change = "status_changed"
     if binding is None:
@@ -358,12 +353,10 @@ async def _upsert_binding(
         binding = Binding(
             workspace_id=oauth.workspace_id,
             provider_app_id=app.id,
-            token_fingerprint=token_fingerprint,
             created_by_user_id=oauth.user_id,
         )
         session.add(binding)
-    binding.access_token_cipher = cipher
-    binding.key_version = version
+    seal_access_token(binding, runtime.keyring, access_token)
     binding.status = "active"
     binding.status_reason = None
     binding.revoked_at = None
@@ -525,17 +518,13 @@ async def save_provider_app(
     session: AsyncSession, runtime: Runtime, body: ProviderAppIn, actor: Actor
 ) -> tuple[ProviderApp, bool]:
     """Create the app or replace its settings and secret; True when created."""
-    cipher, version = runtime.keyring.encrypt(
-        body.secret, associated_data=app_secret_context(body.app_id)
-    )
     app = await repository.provider_app_by_app_id(session, body.app_id)
     created = app is None
     if app is None:
         app = ProviderApp(app_id=body.app_id)
         session.add(app)
     app.name = body.name
-    app.secret_cipher = cipher
-    app.key_version = version
+    seal_app_secret(app, runtime.keyring, body.secret)
     app.redirect_uri = str(body.redirect_uri)
     app.qps_limit = body.qps_limit
     app.is_default = body.is_default
