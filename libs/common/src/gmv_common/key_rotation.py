@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gmv_common.crypto import Keyring, app_secret_context, binding_token_context
+from gmv_common.bindings import (
+    open_access_token,
+    open_app_secret,
+    seal_access_token,
+    seal_app_secret,
+)
+from gmv_common.crypto import Keyring
 from gmv_common.db.models import Binding, ProviderApp
 
 
@@ -32,24 +38,18 @@ async def rotate_secrets(
         )
     )
     for app in apps:
-        context = app_secret_context(app.app_id)
-        secret = keyring.decrypt(app.secret_cipher, associated_data=context)
+        secret = open_app_secret(app, keyring)
         if not dry_run:
-            app.secret_cipher, app.key_version = keyring.encrypt(
-                secret, associated_data=context
-            )
+            seal_app_secret(app, keyring, secret)
     bindings = list(
         await session.scalars(
             select(Binding).where(Binding.key_version != keyring.active_version)
         )
     )
     for binding in bindings:
-        context = binding_token_context(binding.workspace_id, binding.provider_app_id)
-        token = keyring.decrypt(binding.access_token_cipher, associated_data=context)
+        token = open_access_token(binding, keyring)
         if not dry_run:
-            binding.access_token_cipher, binding.key_version = keyring.encrypt(
-                token, associated_data=context
-            )
+            seal_access_token(binding, keyring, token)
     await session.flush()
     return RotationResult(
         provider_apps=len(apps),
