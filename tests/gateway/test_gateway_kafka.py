@@ -6,10 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from event_support import publish_event
 
-from gmv_common.bus import topics
 from gmv_common.events import OptionsUpdated
-from gmv_common.messaging.outbox import build_envelope
 from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
@@ -41,15 +40,9 @@ async def test_options_updated_on_kafka_wakes_waiter_and_drops_cached_document(
         build_options_consumer(runtime, waiter, cache).run(stop)
     )
     event = OptionsUpdated(workspace_id=4, auth_id=8, etag='"new"', version=2)
-    envelope = build_envelope(event)
     try:
         with waiter.subscribe(4, 8) as woken:
-            await runtime.bus.publish(
-                runtime.topic(topics.OPTIONS_EVENTS),
-                event.key,
-                envelope.body(),
-                envelope.headers(),
-            )
+            await publish_event(runtime, event)
             await asyncio.wait_for(woken.wait(), timeout=30)
     finally:
         stop.set()

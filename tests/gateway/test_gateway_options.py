@@ -8,13 +8,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from event_support import publish_event
 from gateway_support import API_BASE, Seed, Tenant, bearer
 from sqlalchemy import select, update
 
-from gmv_common.bus import topics
 from gmv_common.db.models import Binding, GmvMaxOptions, SyncRun
 from gmv_common.events import OptionsUpdated
-from gmv_common.messaging.outbox import build_envelope
 from gmv_common.runtime import Runtime
 from gmv_gateway.options.service import accepts_gzip, etag_matches, with_keys
 from gmv_gateway.options.waiter import OptionsWaiter, build_options_consumer
@@ -192,13 +191,7 @@ async def test_refresh_returns_new_document_once_it_is_stored(
         event = OptionsUpdated(
             workspace_id=tenant.id, auth_id=binding.id, etag='"v2"', version=2
         )
-        envelope = build_envelope(event)
-        await runtime.bus.publish(
-            runtime.topic(topics.OPTIONS_EVENTS),
-            event.key,
-            envelope.body(),
-            envelope.headers(),
-        )
+        await publish_event(runtime, event)
 
     response, _ = await asyncio.gather(
         client.get(
@@ -290,15 +283,9 @@ async def test_waiter_is_woken_by_options_updated_events(runtime: Runtime) -> No
     stop = asyncio.Event()
     consumer = asyncio.create_task(build_options_consumer(runtime, waiter).run(stop))
     event = OptionsUpdated(workspace_id=3, auth_id=9, etag='"e"', version=4)
-    envelope = build_envelope(event)
 
     with waiter.subscribe(3, 9) as woken, waiter.subscribe(3, 10) as other:
-        await runtime.bus.publish(
-            runtime.topic(topics.OPTIONS_EVENTS),
-            event.key,
-            envelope.body(),
-            envelope.headers(),
-        )
+        await publish_event(runtime, event)
         await asyncio.wait_for(woken.wait(), timeout=5)
         assert not other.is_set()
     stop.set()

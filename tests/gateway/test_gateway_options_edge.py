@@ -12,15 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from event_support import publish_event
 from gateway_support import API_BASE, Seed, Tenant, bearer
 from sqlalchemy import Executable, delete, update
 from starlette.types import Receive, Scope, Send
 
-from gmv_common.bus import topics
 from gmv_common.db.base import utcnow
 from gmv_common.db.models import ApiToken, Binding, GmvMaxOptions, Membership
 from gmv_common.events import OptionsUpdated
-from gmv_common.messaging.outbox import build_envelope
 from gmv_gateway.auth.cache import TTLCache
 from gmv_gateway.dependencies import AccessCaches, Credential, refresh_access
 from gmv_gateway.options.cache import CachedDocument, DocumentCache
@@ -349,15 +348,11 @@ async def test_options_updated_replaces_a_ready_answer_at_once(
             .where(GmvMaxOptions.auth_id == binding.id)
             .values(document=pack(DOCUMENT.replace(b"bc-1", b"bc-2")), etag=new_etag)
         )
-    event = OptionsUpdated(
-        workspace_id=tenant.id, auth_id=binding.id, etag=new_etag, version=2
-    )
-    envelope = build_envelope(event)
-    await seed.runtime.bus.publish(
-        seed.runtime.topic(topics.OPTIONS_EVENTS),
-        event.key,
-        envelope.body(),
-        envelope.headers(),
+    await publish_event(
+        seed.runtime,
+        OptionsUpdated(
+            workspace_id=tenant.id, auth_id=binding.id, etag=new_etag, version=2
+        ),
     )
     for _ in range(100):
         if app.options_cache.stale(tenant.id, binding.id) is None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from event_support import publish_event
 from options_support import (
     binding_changed,
     envelope_of,
@@ -54,14 +55,7 @@ class Harness:
         return self.runtime.sessionmaker
 
     async def publish(self, event: EventModel) -> str:
-        envelope = envelope_of(event)
-        await self.runtime.bus.publish(
-            self.runtime.topic(event.topic),
-            event.key,
-            envelope.body(),
-            envelope.headers(),
-        )
-        return envelope.id
+        return await publish_event(self.runtime, event)
 
     async def reset_group(self, group: str) -> None:
         """Rewind ``group`` to the start of both topics, as the Kafka CLI would."""
