@@ -33,6 +33,7 @@ from gmv_common.events.schemas import (
 )
 from gmv_common.logging import get_logger
 from gmv_common.messaging.outbox import enqueue
+from gmv_common.sync.metrics import record_finished
 
 log = get_logger(__name__)
 
@@ -442,6 +443,13 @@ async def finish_run(
     run.lease_expires_at = None
     enqueue(
         session, event, topic_prefix=topic_prefix, correlation_id=run.correlation_id
+    )
+    started = run.started_at or run.created_at
+    record_finished(
+        session.sync_session,
+        scope=run.scope,
+        status=status,
+        seconds=(run.finished_at - started).total_seconds(),
     )
     log.info("sync.finished", run_id=run_id, status=status, error_code=error_code)
     return run
