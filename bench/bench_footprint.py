@@ -15,8 +15,8 @@ the heaviest work one binding gives each service:
 Every half second it reads each service's resident memory (``VmRSS``) and CPU time from
 ``/proc``; at the end, each process's peak resident memory (``VmHWM``). For each service the
 headline compares the peak with the memory limit of its Deployment in ``deploy/k8s`` (goal:
-below it, with the manifest's requests kept for the report), and the busiest phase's CPU use
-with one core (a Python process uses at most one). Writes ``bench/results/footprint.json``.
+below it, with the manifest's requests kept for the report) and gives the busiest phase's CPU
+use, in cores. Writes ``bench/results/footprint.json``.
 
     .venv/bin/python bench/bench_footprint.py [--products 100000] [--seconds 10]
 """
@@ -255,12 +255,12 @@ def build_results(workload: dict[str, Any]) -> dict[str, Any]:
                 "goal": mebibytes(resources["limit_memory"]),
                 "better": "lower",
             },
+            # No goal: the CPU request is sized for typical use, not for this peak, and one
+            # Python process never uses more than a core.
             {
                 "metric": f"{service} CPU in its busiest phase ({busiest[0]})",
                 "value": round(cores, 2),
                 "unit": "cores",
-                "goal": 1.0,
-                "better": "lower",
             },
         ]
     return {
