@@ -9,7 +9,7 @@ the heaviest work one binding gives each service:
 2. a full product sync of one store of ``--products`` products (100,000: the biggest store
    the product benchmark syncs);
 3. the options endpoint loaded by ``wrk`` (32 connections, as ``bench_options_endpoint``
-   does; 32 httpx clients when wrk cannot be installed) for ``--seconds`` seconds each way:
+   does; its 32 httpx clients when wrk cannot be installed) for ``--seconds`` seconds each way:
    with ``If-None-Match`` (304s) and without (200s of the document, gzip).
 
 Every half second it reads each service's resident memory (``VmRSS``) and CPU time from
@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 import yaml
+from bench_options_endpoint import ensure_wrk, run_httpx_loop, run_wrk
 
 from gmv_common.logging import configure_logging
 
@@ -48,12 +49,10 @@ MANIFESTS = REPO_ROOT / "deploy" / "k8s"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_SECONDS = 0.5
-POLLERS = 32
 MIB = 1024 * 1024
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 import e2e_support  # noqa: E402
-from bench_options_endpoint import ensure_wrk, run_wrk  # noqa: E402
 
 
 def proc_sample(pid: int) -> tuple[int, float]:
@@ -135,25 +134,11 @@ def mebibytes(quantity: str) -> float:
 
 
 async def load(url: str, headers: dict[str, str], seconds: float) -> float:
-    """Requests per second the options endpoint answered under ``POLLERS`` connections."""
+    """Requests per second the options endpoint answered under ``WRK_CONNECTIONS``."""
     wrk = ensure_wrk()
     if wrk is not None:
         return await asyncio.to_thread(run_wrk, wrk, url, headers, seconds)
-    deadline = time.monotonic() + seconds
-    answered = 0
-    limits = httpx.Limits(max_connections=POLLERS)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-
-        async def poller() -> None:
-            nonlocal answered
-            while time.monotonic() < deadline:
-                response = await client.get(url, headers=headers)
-                if response.status_code not in (200, 304):
-                    raise RuntimeError(f"options answered {response.status_code}")
-                answered += 1
-
-        await asyncio.gather(*(poller() for _ in range(POLLERS)))
-    return answered / seconds
+    return await asyncio.to_thread(run_httpx_loop, url, headers, seconds)
 
 
 async def run_workload(products: int, seconds: float, work: Path) -> dict[str, Any]:

@@ -15,9 +15,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gmv_common.db import migrate
-from gmv_common.db.session import create_null_pool_engine
+from gmv_common.db.session import (
+    create_engine,
+    create_null_pool_engine,
+    create_sessionmaker,
+)
 from gmv_common.settings import Settings
 
 MARIADB_URL = os.environ.get(
@@ -92,6 +97,16 @@ async def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'gmv.db'}"
     await migrate.upgrade(url)
     return url
+
+
+@pytest.fixture
+async def sqlite_sessions(
+    sqlite_url: str,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on ``sqlite_url`` through the services' own engine settings."""
+    engine = create_engine(Settings(_env_file=None, database_url=sqlite_url))
+    yield create_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

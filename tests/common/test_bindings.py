@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import orjson
 import pytest
 from sqlalchemy import select
@@ -27,7 +25,6 @@ from gmv_common.crypto import (
     fingerprint,
 )
 from gmv_common.db.models import Binding, OutboxMessage, ProviderApp, Workspace
-from gmv_common.db.session import create_engine, create_sessionmaker
 from gmv_common.errors import NotFoundError
 from gmv_common.settings import Settings
 from gmv_common.tiktok import InMemoryRateLimiter
@@ -37,21 +34,14 @@ SECRET = "app-secret-never-logged"
 
 
 @pytest.fixture
-async def sessions(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(Settings(_env_file=None, database_url=sqlite_url))
-    yield create_sessionmaker(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
 def keyring() -> Keyring:
     return Keyring({1: b"k" * 32}, 1)
 
 
 async def _binding(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> tuple[int, int, int]:
-    async with sessions.begin() as session:
+    async with sqlite_sessions.begin() as session:
         own, other = Workspace(name="Own"), Workspace(name="Other")
         secret_cipher, version = keyring.encrypt(
             SECRET, associated_data=app_secret_context("app-1")
@@ -81,8 +71,10 @@ async def _binding(
         return own.id, other.id, binding.id
 
 
-async def _status_events(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    async with sessions() as session:
+async def _status_events(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+) -> list[str]:
+    async with sqlite_sessions() as session:
         rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         return [
             orjson.loads(row.payload)["status"]
@@ -92,11 +84,11 @@ async def _status_events(sessions: async_sessionmaker[AsyncSession]) -> list[str
 
 
 async def test_credentials_are_decrypted_and_never_shown(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> None:
-    workspace_id, _, auth_id = await _binding(sessions, keyring)
+    workspace_id, _, auth_id = await _binding(sqlite_sessions, keyring)
 
-    async with sessions() as session:
+    async with sqlite_sessions() as session:
         credentials = await load_binding_credentials(
             session, keyring, workspace_id=workspace_id, auth_id=auth_id
         )
@@ -132,11 +124,11 @@ def test_sealed_secrets_open_only_on_their_own_rows(keyring: Keyring) -> None:
 
 
 async def test_binding_of_another_workspace_is_not_found(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> None:
-    _, other_workspace, auth_id = await _binding(sessions, keyring)
+    _, other_workspace, auth_id = await _binding(sqlite_sessions, keyring)
 
-    async with sessions() as session:
+    async with sqlite_sessions() as session:
         with pytest.raises(NotFoundError) as raised:
             await load_binding_credentials(
                 session, keyring, workspace_id=other_workspace, auth_id=auth_id
@@ -150,11 +142,11 @@ async def test_binding_of_another_workspace_is_not_found(
 
 
 async def test_needs_reauth_then_active_emit_one_event_each(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> None:
-    _, _, auth_id = await _binding(sessions, keyring)
+    _, _, auth_id = await _binding(sqlite_sessions, keyring)
 
-    async with sessions.begin() as session:
+    async with sqlite_sessions.begin() as session:
         binding = await session.get(Binding, auth_id)
         assert binding is not None
         first = await mark_needs_reauth(
@@ -167,15 +159,15 @@ async def test_needs_reauth_then_active_emit_one_event_each(
         still = await mark_active(session, binding, topic_prefix="t")
 
     assert (first, again, back, still) == (True, False, True, False)
-    assert await _status_events(sessions) == ["needs_reauth", "active"]
+    assert await _status_events(sqlite_sessions) == ["needs_reauth", "active"]
 
 
 async def test_revoked_binding_stays_revoked(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> None:
-    _, _, auth_id = await _binding(sessions, keyring)
+    _, _, auth_id = await _binding(sqlite_sessions, keyring)
 
-    async with sessions.begin() as session:
+    async with sqlite_sessions.begin() as session:
         binding = await session.get(Binding, auth_id)
         assert binding is not None
         binding.status = "revoked"
@@ -185,14 +177,14 @@ async def test_revoked_binding_stays_revoked(
         ]
 
     assert changed == [False, False]
-    assert await _status_events(sessions) == []
+    assert await _status_events(sqlite_sessions) == []
 
 
 async def test_client_uses_the_app_base_url(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring
+    sqlite_sessions: async_sessionmaker[AsyncSession], keyring: Keyring
 ) -> None:
-    workspace_id, _, auth_id = await _binding(sessions, keyring)
-    async with sessions() as session:
+    workspace_id, _, auth_id = await _binding(sqlite_sessions, keyring)
+    async with sqlite_sessions() as session:
         credentials = await load_binding_credentials(
             session, keyring, workspace_id=workspace_id, auth_id=auth_id
         )

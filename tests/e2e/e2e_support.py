@@ -32,9 +32,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gmv_common.bus import topics
 from gmv_common.bus.memory import InMemoryBus
 from gmv_common.db.session import create_null_pool_engine
 from gmv_common.runtime import Runtime
@@ -670,6 +672,26 @@ async def open_stack(
     finally:
         await stack.close()
         await root.drop_mariadb_database(database_url)
+
+
+async def read_topics(stack: Stack, *logical: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every message of the stack's ``logical`` topics from offset 0, in no group."""
+    consumer = AIOKafkaConsumer(
+        *(topics.topic_name(stack.topic_prefix, name) for name in logical),
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=3000):
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
 
 
 async def table_checksums(

@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from e2e_support import (
     GMV,
     SANDBOX_APP_ID,
@@ -28,6 +27,7 @@ from e2e_support import (
     USER_PASSWORD,
     Stack,
     Tenant,
+    read_topics,
     wait_until,
 )
 
@@ -263,37 +263,19 @@ async def test_secrets_never_reach_logs_error_bodies_or_events(
 
 async def _all_messages(stack: Stack) -> bytes:
     """Every message of every topic of the stack, values and headers, from offset 0."""
-    names = [
-        topics.topic_name(stack.topic_prefix, logical)
-        for logical in (
-            topics.META_SYNC_COMMANDS,
-            topics.PRODUCT_SYNC_COMMANDS,
-            topics.SYNC_EVENTS,
-            topics.OPTIONS_EVENTS,
-            topics.BINDING_EVENTS,
-            topics.DEAD_LETTERS,
-        )
-    ]
-    consumer = AIOKafkaConsumer(
-        *names,
-        bootstrap_servers=stack.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
+    records = await read_topics(
+        stack,
+        topics.META_SYNC_COMMANDS,
+        topics.PRODUCT_SYNC_COMMANDS,
+        topics.SYNC_EVENTS,
+        topics.OPTIONS_EVENTS,
+        topics.BINDING_EVENTS,
+        topics.DEAD_LETTERS,
     )
-    await consumer.start()
     chunks: list[bytes] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=3000)
-            if not batch:
-                break
-            for records in batch.values():
-                for record in records:
-                    chunks.append(record.value or b"")
-                    chunks.extend(value for _, value in record.headers)
-    finally:
-        await consumer.stop()
+    for record in records:
+        chunks.append(record.value or b"")
+        chunks.extend(value for _, value in record.headers)
     assert chunks, "no event was read"
     return b"\n".join(chunks)
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from e2e_support import Stack
+from e2e_support import Stack, read_topics
 
 from gmv_common.bus import topics
 
@@ -41,32 +40,13 @@ async def _messages_of(
     stack: Stack, correlation_id: str
 ) -> dict[str, list[dict[str, str]]]:
     """Headers of every message carrying ``correlation_id``, by logical topic."""
-    names = {
-        topics.topic_name(stack.topic_prefix, logical): logical
-        for logical in (
-            topics.META_SYNC_COMMANDS,
-            topics.SYNC_EVENTS,
-            topics.OPTIONS_EVENTS,
-        )
-    }
-    consumer = AIOKafkaConsumer(
-        *names,
-        bootstrap_servers=stack.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    found: dict[str, list[dict[str, str]]] = {logical: [] for logical in names.values()}
-    try:
-        while batch := await consumer.getmany(timeout_ms=3000):
-            for records in batch.values():
-                for record in records:
-                    headers = {key: value.decode() for key, value in record.headers}
-                    if headers.get("ce_correlationid") == correlation_id:
-                        found[names[record.topic]].append(headers)
-    finally:
-        await consumer.stop()
+    logical = (topics.META_SYNC_COMMANDS, topics.SYNC_EVENTS, topics.OPTIONS_EVENTS)
+    names = {topics.topic_name(stack.topic_prefix, name): name for name in logical}
+    found: dict[str, list[dict[str, str]]] = {name: [] for name in logical}
+    for record in await read_topics(stack, *logical):
+        headers = {key: value.decode() for key, value in record.headers}
+        if headers.get("ce_correlationid") == correlation_id:
+            found[names[record.topic]].append(headers)
     return found
 
 

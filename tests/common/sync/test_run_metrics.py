@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,19 +9,10 @@ from gmv_common.bindings import seal_access_token, seal_app_secret
 from gmv_common.crypto import Keyring
 from gmv_common.db.base import utcnow
 from gmv_common.db.models import Binding, ProviderApp, Workspace
-from gmv_common.db.session import create_engine, create_sessionmaker
 from gmv_common.events.schemas import SyncCompleted
-from gmv_common.settings import Settings
 from gmv_common.sync.runs import claim_run, finish_run, request_meta_sync
 
 OWNER = "worker-1"
-
-
-@pytest.fixture
-async def sessions(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(Settings(_env_file=None, database_url=sqlite_url))
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def _finished(status: str) -> float:
@@ -33,9 +21,11 @@ def _finished(status: str) -> float:
     return value or 0.0
 
 
-async def _claimed_run(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+async def _claimed_run(
+    sqlite_sessions: async_sessionmaker[AsyncSession],
+) -> tuple[int, int]:
     keyring = Keyring({1: b"k" * 32}, 1)
-    async with sessions.begin() as session:
+    async with sqlite_sessions.begin() as session:
         workspace = Workspace(name="Metrics")
         app = ProviderApp(app_id="app-1", name="App", redirect_uri="http://x/cb")
         seal_app_secret(app, keyring, "secret")
@@ -52,7 +42,9 @@ async def _claimed_run(sessions: async_sessionmaker[AsyncSession]) -> tuple[int,
             trigger="manual",
             topic_prefix="gmv",
         )
-    claimed = await claim_run(sessions, requested.run.id, owner=OWNER, lease_seconds=60)
+    claimed = await claim_run(
+        sqlite_sessions, requested.run.id, owner=OWNER, lease_seconds=60
+    )
     assert claimed is not None
     return workspace.id, claimed.id
 
@@ -83,16 +75,16 @@ async def _finish(session: AsyncSession, run_id: int) -> None:
 
 
 async def test_a_finished_run_counts_when_its_finish_commits(
-    sessions: async_sessionmaker[AsyncSession],
+    sqlite_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    _, run_id = await _claimed_run(sessions)
+    _, run_id = await _claimed_run(sqlite_sessions)
     before = _finished("succeeded")
 
-    async with sessions() as session, session.begin():
+    async with sqlite_sessions() as session, session.begin():
         await _finish(session, run_id)
         await session.rollback()  # the handler failed after finishing
     after_rollback = _finished("succeeded")
-    async with sessions.begin() as session:
+    async with sqlite_sessions.begin() as session:
         await _finish(session, run_id)
 
     assert after_rollback == before
