@@ -140,10 +140,15 @@ def route_template(scope: Scope) -> str:
 _latency_children: dict[tuple[str, str, int], Histogram] = {}
 
 
+def _method_label(scope: Scope) -> str:
+    method: str = scope["method"]
+    return method if method in METHODS else "OTHER"
+
+
 def latency_histogram(scope: Scope, status_code: int) -> Histogram:
     """The latency histogram of the request's method, route template and status."""
     template = route_template(scope)
-    method = scope["method"] if scope["method"] in METHODS else "OTHER"
+    method = _method_label(scope)
     key = (method, template, status_code)
     histogram = _latency_children.get(key)
     if histogram is None:
@@ -171,7 +176,7 @@ def record_request(
     if _access_log.isEnabledFor(logging.INFO):
         log.info(
             "http.request",
-            method=scope["method"] if scope["method"] in METHODS else "OTHER",
+            method=_method_label(scope),
             route=route_template(scope),
             status=status_code,
             duration_ms=round(elapsed * 1000, 2),

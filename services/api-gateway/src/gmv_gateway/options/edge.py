@@ -120,6 +120,7 @@ class OptionsEdge:
             scope["type"] != "http"
             or scope["method"] != "GET"
             or scope.get("query_string")
+            or not scope["path"].endswith("/options")
         ):
             return False
         started = time.perf_counter()
@@ -143,7 +144,7 @@ class OptionsEdge:
                     started,
                     lane.answer,
                     RequestIds(headers),
-                    lane,
+                    (lane.user_id, lane.workspace_id),
                     lane.histogram,
                 )
                 return True
@@ -163,8 +164,14 @@ class OptionsEdge:
             if len(self._lanes) >= MAX_LANES:
                 self._lanes.clear()
             self._lanes[lane_key] = lane
+        access = found.access
         await _send_answer(
-            scope, send, started, answer, RequestIds(headers), found.access
+            scope,
+            send,
+            started,
+            answer,
+            RequestIds(headers),
+            (access.user_id, access.workspace_id),
         )
         return True
 
@@ -323,7 +330,10 @@ class _Hit:
 
     def lane(self, answer: _Answer, scope: Scope) -> _Lane | None:
         sources = self.sources
-        if sources is None or sources.valid_until <= time.monotonic():
+        if sources is None:
+            return None
+        valid_until = sources.valid_until
+        if valid_until <= time.monotonic():
             return None
         return _Lane(
             answer=answer,
@@ -331,7 +341,7 @@ class _Hit:
             histogram=latency_histogram(scope, answer.status),
             user_id=self.access.user_id,
             workspace_id=self.access.workspace_id,
-            valid_until=sources.valid_until,
+            valid_until=valid_until,
             sources=sources,
         )
 
@@ -376,23 +386,16 @@ def _ready_answer(hit: _Hit) -> _Answer:
     return answer
 
 
-class _Caller(Protocol):
-    @property
-    def user_id(self) -> int: ...
-
-    @property
-    def workspace_id(self) -> int: ...
-
-
 async def _send_answer(
     scope: Scope,
     send: Send,
     started: float,
     answer: _Answer,
     ids: RequestIds,
-    caller: _Caller,
+    caller: tuple[int, int],
     histogram: Histogram | None = None,
 ) -> None:
+    """Send ``answer`` and record it; ``caller`` is the (user_id, workspace_id) it served."""
     await send(
         {
             "type": "http.response.start",
@@ -407,8 +410,8 @@ async def _send_answer(
         started,
         lambda: {
             **ids.as_context(),
-            "user_id": caller.user_id,
-            "workspace_id": caller.workspace_id,
+            "user_id": caller[0],
+            "workspace_id": caller[1],
         },
         histogram=histogram,
     )
