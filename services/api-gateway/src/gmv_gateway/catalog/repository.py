@@ -27,15 +27,22 @@ PRODUCT_SORTS: dict[str, Any] = {
 }
 
 
+def _live(model: Any, workspace_id: int, auth_id: int) -> tuple[Any, ...]:
+    """The conditions every cached list shares: this binding's rows, tombstones left out."""
+    return (
+        model.workspace_id == workspace_id,
+        model.auth_id == auth_id,
+        model.deleted_at.is_(None),
+    )
+
+
 async def business_centers(
     session: AsyncSession, workspace_id: int, auth_id: int
 ) -> Sequence[BusinessCenter]:
     rows = await session.scalars(
         select(BusinessCenter)
         .where(
-            BusinessCenter.workspace_id == workspace_id,
-            BusinessCenter.auth_id == auth_id,
-            BusinessCenter.deleted_at.is_(None),
+            *_live(BusinessCenter, workspace_id, auth_id),
         )
         .order_by(BusinessCenter.name, BusinessCenter.bc_id)
     )
@@ -51,18 +58,14 @@ async def advertisers(
     bc_id: str | None,
 ) -> Sequence[Advertiser]:
     query = select(Advertiser).where(
-        Advertiser.workspace_id == workspace_id,
-        Advertiser.auth_id == auth_id,
-        Advertiser.deleted_at.is_(None),
+        *_live(Advertiser, workspace_id, auth_id),
     )
     if owner_bc_id is not None:
         query = query.where(Advertiser.owner_bc_id == owner_bc_id)
     if bc_id is not None:
         linked = select(BcAdvertiserLink.advertiser_id).where(
-            BcAdvertiserLink.workspace_id == workspace_id,
-            BcAdvertiserLink.auth_id == auth_id,
+            *_live(BcAdvertiserLink, workspace_id, auth_id),
             BcAdvertiserLink.bc_id == bc_id,
-            BcAdvertiserLink.deleted_at.is_(None),
         )
         query = query.where(
             or_(Advertiser.bc_id == bc_id, Advertiser.advertiser_id.in_(linked))
@@ -78,10 +81,8 @@ async def advertiser(
 ) -> Advertiser | None:
     result: Advertiser | None = await session.scalar(
         select(Advertiser).where(
-            Advertiser.workspace_id == workspace_id,
-            Advertiser.auth_id == auth_id,
+            *_live(Advertiser, workspace_id, auth_id),
             Advertiser.advertiser_id == advertiser_id,
-            Advertiser.deleted_at.is_(None),
         )
     )
     return result
@@ -92,10 +93,8 @@ async def store(
 ) -> Store | None:
     result: Store | None = await session.scalar(
         select(Store).where(
-            Store.workspace_id == workspace_id,
-            Store.auth_id == auth_id,
+            *_live(Store, workspace_id, auth_id),
             Store.store_id == store_id,
-            Store.deleted_at.is_(None),
         )
     )
     return result
@@ -106,10 +105,8 @@ async def business_center(
 ) -> BusinessCenter | None:
     result: BusinessCenter | None = await session.scalar(
         select(BusinessCenter).where(
-            BusinessCenter.workspace_id == workspace_id,
-            BusinessCenter.auth_id == auth_id,
+            *_live(BusinessCenter, workspace_id, auth_id),
             BusinessCenter.bc_id == bc_id,
-            BusinessCenter.deleted_at.is_(None),
         )
     )
     return result
@@ -124,9 +121,7 @@ async def stores(
     bc_id: str | None,
 ) -> list[tuple[Store, AdvertiserStoreLink | None]]:
     where: list[Any] = [
-        Store.workspace_id == workspace_id,
-        Store.auth_id == auth_id,
-        Store.deleted_at.is_(None),
+        *_live(Store, workspace_id, auth_id),
     ]
     if bc_id is not None:
         where.append(or_(Store.bc_id == bc_id, Store.store_authorized_bc_id == bc_id))
@@ -162,11 +157,9 @@ async def store_link(
 ) -> AdvertiserStoreLink | None:
     result: AdvertiserStoreLink | None = await session.scalar(
         select(AdvertiserStoreLink).where(
-            AdvertiserStoreLink.workspace_id == workspace_id,
-            AdvertiserStoreLink.auth_id == auth_id,
+            *_live(AdvertiserStoreLink, workspace_id, auth_id),
             AdvertiserStoreLink.advertiser_id == advertiser_id,
             AdvertiserStoreLink.store_id == store_id,
-            AdvertiserStoreLink.deleted_at.is_(None),
         )
     )
     return result
@@ -177,10 +170,8 @@ async def advertiser_bc_ids(
 ) -> set[str]:
     rows = await session.scalars(
         select(BcAdvertiserLink.bc_id).where(
-            BcAdvertiserLink.workspace_id == workspace_id,
-            BcAdvertiserLink.auth_id == auth_id,
+            *_live(BcAdvertiserLink, workspace_id, auth_id),
             BcAdvertiserLink.advertiser_id == advertiser_id,
-            BcAdvertiserLink.deleted_at.is_(None),
         )
     )
     return set(rows.all())
@@ -200,9 +191,7 @@ async def products_page(
     limit: int,
 ) -> tuple[Sequence[Product], int]:
     where: list[Any] = [
-        Product.workspace_id == workspace_id,
-        Product.auth_id == auth_id,
-        Product.deleted_at.is_(None),
+        *_live(Product, workspace_id, auth_id),
     ]
     if store_id is not None:
         where.append(Product.store_id == store_id)
