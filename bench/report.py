@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,11 @@ def render_markdown(summary: dict[str, Any], chart_name: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tick_label(label: str) -> str:
+    """A bar's label on at most two lines of 48 characters, cut with an ellipsis beyond."""
+    return "\n".join(textwrap.wrap(label, width=48, max_lines=2, placeholder=" …"))
+
+
 def render_chart(summary: dict[str, Any], path: Path) -> None:
     rows: list[tuple[str, float | None, bool | None, str]] = []
     for bench in summary.get("benchmarks", []):
@@ -213,7 +219,7 @@ def render_chart(summary: dict[str, Any], path: Path) -> None:
                 )
                 rows.append((label, percent, entry["goal_met"], note))
 
-    height = max(2.0, 0.45 * len(rows) + 1.2)
+    height = max(2.0, 0.55 * len(rows) + 1.2)
     figure, axes = plt.subplots(figsize=(10, height), dpi=110)
     try:
         if not rows:
@@ -225,7 +231,9 @@ def render_chart(summary: dict[str, Any], path: Path) -> None:
             colours = [COLOURS[met] for _, _, met, _ in rows]
             axes.barh(positions, widths, color=colours, height=0.6)
             axes.axvline(100.0, color="black", linewidth=1, linestyle="--")
-            axes.set_yticks(positions, [label[:60] for label, *_ in rows], fontsize=8)
+            axes.set_yticks(
+                positions, [_tick_label(label) for label, *_ in rows], fontsize=8
+            )
             for position, width, (_, _, met, note) in zip(
                 positions, widths, rows, strict=True
             ):
