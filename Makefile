@@ -53,6 +53,7 @@ lint: venv ## ruff format check, ruff, mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
+	$(VENV)/bin/mypy bench
 
 .PHONY: format
 format: venv ## Format and fix what ruff can

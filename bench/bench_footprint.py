@@ -162,7 +162,7 @@ async def run_workload(products: int, seconds: float, work: Path) -> dict[str, A
             assert run_id is not None, "connecting started no metadata sync"
             run = await stack.wait_finished(tenant, auth_id, run_id, timeout=900)
             assert run["status"] == "succeeded", run
-            return auth_id
+            return int(auth_id)
 
         auth_id = await sampler.phase("meta sync, 1,000 advertisers", meta_sync())
         advertiser_id, store_id = (await e2e_support.store_pairs(stack, auth_id))[0]

@@ -114,12 +114,13 @@ async def _sync_once(
     async with runtime.sessionmaker() as session:
         sync_run = await session.get(SyncRun, run_id)
     assert sync_run is not None
+    stats: dict[str, Any] = sync_run.stats or {}
     counters = await sandbox.admin_async("GET", "counters")
     world = await sandbox.admin_async("GET", "world")
     upstream_calls = int(counters["total_calls"])
     throttled = int(counters["total_throttled"])
     max_qps = max((app["max_qps"] for app in counters["apps"].values()), default=0)
-    calls = int(sync_run.stats["api_calls"]["total"])
+    calls = int(stats["api_calls"]["total"])
     floor = calls / qps
     ratio = seconds / floor
     return {
@@ -156,7 +157,7 @@ async def _sync_once(
         "run_status": sync_run.status,
         "calls": calls,
         "calls_by_endpoint": {
-            k: v for k, v in sync_run.stats["api_calls"].items() if k != "total"
+            k: v for k, v in stats["api_calls"].items() if k != "total"
         },
         "upstream_requests_seen_by_sandbox": upstream_calls,
         "throttled_40100": throttled,
@@ -167,8 +168,8 @@ async def _sync_once(
         "goal_ratio": GOAL_RATIO,
         "goal_met": sync_run.status == "succeeded" and ratio <= GOAL_RATIO,
         "load_average_1m": round(os.getloadavg()[0], 2),
-        "phase_seconds": sync_run.stats["phase_seconds"],
-        "entities": sync_run.stats["entities"],
+        "phase_seconds": stats["phase_seconds"],
+        "entities": stats["entities"],
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -278,7 +279,7 @@ async def measure(engine: AsyncEngine, repeat: int) -> dict[str, Any]:
             )
         counter.count = 0
         elapsed, result = await timed(
-            lambda index=index: rebuild(run_id=index), kind="changed"
+            functools.partial(rebuild, run_id=index), kind="changed"
         )
         statements_changed += counter.count
         assert result.changed

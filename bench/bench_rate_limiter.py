@@ -156,7 +156,8 @@ async def interactive_probe(plan: Plan, stop_at: float) -> list[float]:
 async def create_table(url: str) -> None:
     engine = create_null_pool_engine(url)
     async with engine.begin() as connection:
-        await connection.run_sync(TikTokRateLimit.__table__.create)
+        table = TikTokRateLimit.metadata.tables[TikTokRateLimit.__tablename__]
+        await connection.run_sync(table.create)
     await engine.dispose()
 
 
