@@ -118,6 +118,21 @@ async def test_products_filter_by_advertiser_eligibility_and_status(
         params={"advertiser_id": "adv-1", "eligibility": "gmv_max"},
         headers=headers,
     )
+    in_store_pages = [
+        await client.get(
+            _path(tenant, binding, "products"),
+            params={
+                "advertiser_id": "adv-1",
+                "eligibility": "gmv_max",
+                "store_id": "store-1",
+                "sort": "title",
+                "page": page,
+                "page_size": 1,
+            },
+            headers=headers,
+        )
+        for page in (1, 2, 3)
+    ]
     available = await client.get(
         _path(tenant, binding, "products"),
         params={"status": "AVAILABLE", "sort": "item_group_id"},
@@ -133,6 +148,11 @@ async def test_products_filter_by_advertiser_eligibility_and_status(
         "p-0",
         "p-1",
     ]
+    # Product D (p-1) sorts before Product E (p-0); the third page is past the end.
+    assert [
+        [i["item_group_id"] for i in page.json()["items"]] for page in in_store_pages
+    ] == [["p-1"], ["p-0"], []]
+    assert {page.json()["total"] for page in in_store_pages} == {2}
     assert [i["item_group_id"] for i in available.json()["items"]] == ["p-0", "p-2"]
     assert missing_advertiser.status_code == 400
     assert missing_advertiser.json()["error"]["code"] == (

@@ -20,7 +20,10 @@ from test_gateway_bindings import (
     test_oauth_round_trip_stores_encrypted_token_and_starts_meta_sync,
     test_revoke_calls_tiktok_then_marks_revoked_and_stays_readable,
 )
-from test_gateway_catalog import test_products_are_paged_sorted_and_exclude_tombstones
+from test_gateway_catalog import (
+    test_products_are_paged_sorted_and_exclude_tombstones,
+    test_products_filter_by_advertiser_eligibility_and_status,
+)
 from test_gateway_config import test_saving_auto_sync_creates_the_product_schedule
 from test_gateway_options import (
     test_if_none_match_forms_answer_304,
@@ -69,6 +72,7 @@ __all__ = [
     "test_product_sync_validation_codes",
     "test_product_sync_within_cooldown_is_429",
     "test_products_are_paged_sorted_and_exclude_tombstones",
+    "test_products_filter_by_advertiser_eligibility_and_status",
     "test_refresh_returns_new_document_once_it_is_stored",
     "test_refresh_timeout_answers_current_document_with_run_and_key",
     "test_refresh_wait_holds_no_database_connection",

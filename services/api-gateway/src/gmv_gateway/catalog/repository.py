@@ -18,6 +18,8 @@ from gmv_common.db.models import (
     Store,
 )
 
+PRODUCT_UNIQUE_KEY = "uq_ttb_products_workspace_id_auth_id_store_id_item_group_id"
+
 PRODUCT_SORTS: dict[str, Any] = {
     "title": Product.title,
     "price": Product.min_price,
@@ -190,35 +192,52 @@ async def products_page(
     offset: int,
     limit: int,
 ) -> tuple[Sequence[Product], int]:
-    where: list[Any] = [
-        *_live(Product, workspace_id, auth_id),
-    ]
+    where: list[Any] = [*_live(Product, workspace_id, auth_id)]
     if store_id is not None:
         where.append(Product.store_id == store_id)
     if status is not None:
         where.append(Product.status == status)
+    # The page is found by ids first, read from an index that holds the order's column
+    # (no row is read for the products skipped by the offset), then its rows are read.
+    listed = select(Product.id)
+    counted = select(func.count()).select_from(Product)
     if eligibility is not None and advertiser_id is not None:
-        eligible = select(ProductEligibility.id).where(
-            ProductEligibility.workspace_id == Product.workspace_id,
-            ProductEligibility.auth_id == Product.auth_id,
-            ProductEligibility.store_id == Product.store_id,
-            ProductEligibility.item_group_id == Product.item_group_id,
-            ProductEligibility.advertiser_id == advertiser_id,
-            ProductEligibility.eligibility == eligibility,
-            ProductEligibility.deleted_at.is_(None),
+        # At most one eligibility row per product, advertiser and kind (a unique key), so
+        # the join never repeats a product.
+        eligible = (
+            (ProductEligibility.workspace_id == Product.workspace_id)
+            & (ProductEligibility.auth_id == Product.auth_id)
+            & (ProductEligibility.store_id == Product.store_id)
+            & (ProductEligibility.item_group_id == Product.item_group_id)
+            & (ProductEligibility.advertiser_id == advertiser_id)
+            & (ProductEligibility.eligibility == eligibility)
+            & ProductEligibility.deleted_at.is_(None)
         )
-        where.append(eligible.exists())
-    total = await session.scalar(
-        select(func.count()).select_from(Product).where(*where)
-    )
+        listed = listed.join(ProductEligibility, eligible)
+        # MariaDB would check each eligible product through the unique key, reading its row
+        # for deleted_at; the live item_group_id index answers without the row (3 x faster).
+        counted = counted.join(ProductEligibility, eligible).with_hint(
+            Product, f"IGNORE INDEX ({PRODUCT_UNIQUE_KEY})", dialect_name="mysql"
+        )
+        if store_id is not None:
+            # Read the store's products in the page's order and look each up in the
+            # eligibility index until the page is full. Left to itself, MariaDB starts from
+            # the eligible rows and sorts all of them: 0.5 s instead of 25 ms for a
+            # 100,000-product store.
+            listed = listed.prefix_with("STRAIGHT_JOIN", dialect="mysql")
+    total = await session.scalar(counted.where(*where))
     column = PRODUCT_SORTS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
     tiebreak = Product.id.desc() if sort.startswith("-") else Product.id.asc()
-    rows = await session.scalars(
-        select(Product)
-        .where(*where)
-        .order_by(order, tiebreak)
-        .offset(offset)
-        .limit(limit)
+    ids = list(
+        await session.scalars(
+            listed.where(*where).order_by(order, tiebreak).offset(offset).limit(limit)
+        )
     )
-    return rows.all(), int(total or 0)
+    if not ids:
+        return [], int(total or 0)
+    found = {
+        row.id: row
+        for row in await session.scalars(select(Product).where(Product.id.in_(ids)))
+    }
+    return [found[row_id] for row_id in ids if row_id in found], int(total or 0)

@@ -183,10 +183,29 @@ class Store(SyncedRowMixin, Base):
     gmv_max_available: Mapped[bool | None] = mapped_column(Boolean)
 
 
+# The columns every page of a store's products list filters on, and the indexes that follow
+# them (name: column): one per order the list offers, and status for counting by status.
+PRODUCT_LIVE_PREFIX = ("workspace_id", "auth_id", "store_id", "deleted_at")
+PRODUCT_LIVE_INDEXES = {
+    "title": "title",
+    "price": "min_price",
+    "sales": "historical_sales",
+    "updated": "last_seen_at",
+    "item_group_id": "item_group_id",
+    "status": "status",
+}
+
+
 class Product(SyncedRowMixin, Base):
     __tablename__ = "ttb_products"
     __table_args__ = (
         UniqueConstraint("workspace_id", "auth_id", "store_id", "item_group_id"),
+        # A page is read in its order and stops at its end instead of sorting the whole
+        # store; the item_group_id index also answers the eligibility join from its side.
+        *(
+            Index(f"ix_ttb_products_live_{name}", *PRODUCT_LIVE_PREFIX, column)
+            for name, column in PRODUCT_LIVE_INDEXES.items()
+        ),
     )
 
     store_id: Mapped[str] = mapped_column(TikTokId)
@@ -218,6 +237,17 @@ class ProductEligibility(Base):
             "store_id",
             "advertiser_id",
             "eligibility",
+            "item_group_id",
+        ),
+        # An advertiser's live eligible products of a store, read without touching the rows.
+        Index(
+            "ix_ttb_product_eligibility_live",
+            "workspace_id",
+            "auth_id",
+            "store_id",
+            "advertiser_id",
+            "eligibility",
+            "deleted_at",
             "item_group_id",
         ),
     )
