@@ -17,15 +17,10 @@ from gmv_common.db.models import (
     ProductEligibility,
     Store,
 )
-
-PRODUCT_UNIQUE_KEY = "uq_ttb_products_workspace_id_auth_id_store_id_item_group_id"
+from gmv_common.db.models.tiktok import PRODUCT_LIST_ORDERS, PRODUCT_UNIQUE_KEY
 
 PRODUCT_SORTS: dict[str, Any] = {
-    "title": Product.title,
-    "price": Product.min_price,
-    "sales": Product.historical_sales,
-    "updated": Product.last_seen_at,
-    "item_group_id": Product.item_group_id,
+    name: Product.__table__.c[column] for name, column in PRODUCT_LIST_ORDERS.items()
 }
 
 

@@ -183,28 +183,35 @@ class Store(SyncedRowMixin, Base):
     gmv_max_available: Mapped[bool | None] = mapped_column(Boolean)
 
 
-# The columns every page of a store's products list filters on, and the indexes that follow
-# them (name: column): one per order the list offers, and status for counting by status.
-PRODUCT_LIVE_PREFIX = ("workspace_id", "auth_id", "store_id", "deleted_at")
-PRODUCT_LIVE_INDEXES = {
+# The orders a store's products list offers (name: column). Each has an index behind the
+# columns every page filters on, and status has one for counting by status, so a page is read
+# in its order and stops at its end instead of sorting the whole store.
+PRODUCT_LIST_ORDERS = {
     "title": "title",
     "price": "min_price",
     "sales": "historical_sales",
     "updated": "last_seen_at",
     "item_group_id": "item_group_id",
-    "status": "status",
 }
+PRODUCT_LIVE_PREFIX = ("workspace_id", "auth_id", "store_id", "deleted_at")
+# Named as the naming convention would; queries that steer MariaDB away from it name it.
+PRODUCT_UNIQUE_KEY = "uq_ttb_products_workspace_id_auth_id_store_id_item_group_id"
 
 
 class Product(SyncedRowMixin, Base):
     __tablename__ = "ttb_products"
     __table_args__ = (
-        UniqueConstraint("workspace_id", "auth_id", "store_id", "item_group_id"),
-        # A page is read in its order and stops at its end instead of sorting the whole
-        # store; the item_group_id index also answers the eligibility join from its side.
+        UniqueConstraint(
+            "workspace_id",
+            "auth_id",
+            "store_id",
+            "item_group_id",
+            name=PRODUCT_UNIQUE_KEY,
+        ),
+        # The item_group_id index also answers the eligibility join from its side.
         *(
             Index(f"ix_ttb_products_live_{name}", *PRODUCT_LIVE_PREFIX, column)
-            for name, column in PRODUCT_LIVE_INDEXES.items()
+            for name, column in {**PRODUCT_LIST_ORDERS, "status": "status"}.items()
         ),
     )
 
