@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -40,11 +38,11 @@ from typing import Any
 import httpx
 import yaml
 from bench_options_endpoint import ensure_wrk, run_httpx_loop, run_wrk
+from support import machine, write_results
 
 from gmv_common.logging import configure_logging
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results" / "footprint.json"
 MANIFESTS = REPO_ROOT / "deploy" / "k8s"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -250,11 +248,7 @@ def build_results(workload: dict[str, Any]) -> dict[str, Any]:
     return {
         "benchmark": "footprint",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_1m_5m_15m": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine(),
         "headline": headline,
         "services": services,
         **workload,
@@ -270,12 +264,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gmv-bench-") as folder:
         workload = asyncio.run(run_workload(args.products, args.seconds, Path(folder)))
     results = build_results(workload)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("footprint", results)
     for entry in results["headline"]:
         goal = f" (goal ≤ {entry['goal']})" if "goal" in entry else ""
         print(f"{entry['metric']}: {entry['value']} {entry['unit']}{goal}")
-    print(f"written to {RESULTS.name} in {RESULTS.parent.name}/")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from support import (
@@ -32,8 +29,10 @@ from support import (
     SeededBinding,
     bench_runtime,
     database_server_url,
+    machine,
     scratch_database,
     seed_binding,
+    write_results,
 )
 
 from gmv_common.bindings import build_rate_limiter
@@ -44,7 +43,6 @@ from gmv_common.sync.runs import request_meta_sync
 from gmv_metadata_sync.worker import MetaSyncWorker, WorkerConfig
 from gmv_sandbox.process import SandboxProcess
 
-RESULTS = Path(__file__).parent / "results" / "meta_sync.json"
 GOAL_RATIO = 1.10
 BUSINESS_CENTERS = 55
 
@@ -144,7 +142,7 @@ async def _sync_once(
             },
         ],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "database": "MariaDB",
         "world": {
             "business_centers": BUSINESS_CENTERS,
@@ -180,14 +178,12 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="console", service="bench")
     results = asyncio.run(run(database_server_url(), args.advertisers, args.qps))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("meta_sync", results)
     print(
         f"calls={results['calls']} seconds={results['seconds']} "
         f"floor={results['floor_seconds']} ratio={results['ratio']} "
         f"throttled={results['throttled_40100']} goal_met={results['goal_met']}"
     )
-    print(f"written to {RESULTS.name} in {RESULTS.parent.name}/")
 
 
 if __name__ == "__main__":

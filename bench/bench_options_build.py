@@ -24,19 +24,16 @@ import argparse
 import asyncio
 import functools
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import event, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from support import database_server_url, scratch_database
+from support import database_server_url, machine, scratch_database, write_results
 
 from gmv_common.db.models import (
     Advertiser,
@@ -53,7 +50,6 @@ from gmv_common.logging import configure_logging
 from gmv_common.settings import Settings
 from gmv_options_cache import load_options, rebuild_options
 
-RESULTS = Path(__file__).parent / "results" / "options_build.json"
 GOAL_MS = 200.0
 
 BUSINESS_CENTERS = 5
@@ -310,12 +306,7 @@ async def measure(engine: AsyncEngine, repeat: int) -> dict[str, Any]:
             },
         ],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-            "database": f"MariaDB {server}",
-        },
+        "machine": {**machine(), "database": f"MariaDB {server}"},
         "data": {
             "business_centers": len(document["bcs"]),
             "advertisers": len(document["advertisers"]),
@@ -359,10 +350,8 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="console", service="bench")
     results = asyncio.run(run(database_server_url(), args.repeat))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("options_build", results)
     print(json.dumps(results, indent=2))
-    print(f"written to {RESULTS.name} in {RESULTS.parent.name}/")
 
 
 if __name__ == "__main__":

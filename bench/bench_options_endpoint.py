@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -59,7 +58,13 @@ import httpx
 import orjson
 import uvloop
 from bench_options_build import seed
-from support import create_database, database_server_url, drop_database
+from support import (
+    create_database,
+    database_server_url,
+    drop_database,
+    machine,
+    write_results,
+)
 
 from gmv_cli.runner import (
     WORKERS,
@@ -83,7 +88,6 @@ from gmv_gateway.workspaces.service import create_workspace
 from gmv_options_cache import rebuild_options
 from gmv_sandbox import WorldSpec
 
-RESULTS = Path(__file__).parent / "results" / "options_endpoint.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 GOAL_304_RATIO = 0.70
@@ -661,11 +665,7 @@ def build_results(
             },
         ],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m_5m_15m": [round(v, 2) for v in os.getloadavg()],
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "rate": rate,
         "refresh": refresh,
         "refresh_services": services,
@@ -690,10 +690,8 @@ def main() -> None:
         services = asyncio.run(measure_refresh_services(args.refreshes, work))
     results = build_results(rate, refresh, services)
     results["machine"]["load_average_at_start"] = load_before
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("options_endpoint", results)
     print(json.dumps(results, indent=2))
-    print(f"written to {RESULTS.name} in {RESULTS.parent.name}/")
 
 
 if __name__ == "__main__":

@@ -25,14 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import socket
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,8 +37,10 @@ from support import (
     DeveloperApp,
     bench_runtime,
     database_server_url,
+    machine,
     scratch_database,
     seed_binding,
+    write_results,
 )
 
 from gmv_common.bindings import build_rate_limiter, build_tiktok_client
@@ -54,7 +53,6 @@ from gmv_product_sync.app import build_executor
 from gmv_product_sync.executor import RunExecutor
 from gmv_sandbox import SandboxState, WorldSpec, create_app
 
-RESULTS = Path(__file__).parent / "results" / "product_sync.json"
 SANDBOX_BASE_URL = "http://sandbox.bench/open_api/v1.3/"
 GOAL_RATIO = 1.10
 LIFTED_QPS = 100_000
@@ -288,11 +286,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "product_sync",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
         "database": "MariaDB",
         "sandbox": "in process" if args.inline_sandbox else "separate process (HTTP)",
         "throughput_qps_lifted": {
@@ -356,8 +350,7 @@ def main() -> None:
     configure_logging(level="WARNING", fmt="console", service="bench")
     results = asyncio.run(measure(args))
     results["headline"] = headline(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("product_sync", results)
     print(json.dumps(results, indent=2))
 
 

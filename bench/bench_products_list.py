@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -34,15 +30,16 @@ from support import (
     DeveloperApp,
     bench_runtime,
     database_server_url,
+    machine,
     scratch_database,
     seed_binding,
+    write_results,
 )
 
 from gmv_common.db.models import Product, ProductEligibility
 from gmv_common.runtime import Runtime
 from gmv_gateway.catalog import repository
 
-RESULTS = Path(__file__).parent / "results" / "products_list.json"
 PAGE_SIZE = 50
 DEEP_PAGE = 200
 SORTS = ("title", "-sales", "-updated", "item_group_id")
@@ -169,11 +166,7 @@ async def run(server_url: str, products: int, repeat: int) -> dict[str, Any]:
     return {
         "benchmark": "products_list",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
         "products": products,
         "page_size": PAGE_SIZE,
         "seed_seconds": round(seed_seconds, 1),
@@ -208,14 +201,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     results = asyncio.run(run(database_server_url(), args.products, args.repeat))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("products_list", results)
     for shape in results["shapes"]:
         print(
             f"{shape['filter']:12} {shape['sort']:14} page {shape['page']:4} "
             f"total {shape['total']:7}  median {shape['median_ms']:7.1f} ms"
         )
-    print(f"written to {RESULTS.name} in {RESULTS.parent.name}/")
 
 
 if __name__ == "__main__":

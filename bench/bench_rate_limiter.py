@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,12 +28,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from support import create_database, database_server_url, drop_database
+from support import (
+    create_database,
+    database_server_url,
+    drop_database,
+    machine,
+    write_results,
+)
 
 from gmv_common.db.models.rate_limits import TikTokRateLimit
 from gmv_common.db.session import (
@@ -55,7 +57,6 @@ from gmv_common.tiktok import (
 )
 from gmv_sandbox.process import SandboxProcess, warm_transport
 
-RESULTS = Path(__file__).parent / "results" / "rate_limiter.json"
 GOAL_UTILISATION = 0.90
 INTERACTIVE_EVERY_SECONDS = 1.5
 
@@ -289,7 +290,7 @@ def main() -> None:
         "benchmark": "rate_limiter",
         "headline": headline(runs, args.qps, args.workers),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "setup": {
             "workers": args.workers,
             "concurrency_per_worker": args.concurrency,
@@ -309,9 +310,8 @@ def main() -> None:
             for run in runs.values()
         ),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"goal met: {results['goal_met']}; written to {RESULTS.name} in results/")
+    write_results("rate_limiter", results)
+    print(f"goal met: {results['goal_met']}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,14 @@ that ``deploy/local/up`` starts) and dropped afterwards, so runs never see each 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import platform
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -23,6 +27,25 @@ from gmv_common.runtime import Runtime
 from gmv_common.settings import Settings
 
 LOCAL_SERVER_URL = "mysql+aiomysql://gmv:gmv@127.0.0.1:13306/gmv"
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What a result records of the machine it was measured on, load average included."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1m_5m_15m": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json``, where ``run_all.py`` reads it, and say so."""
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"written to {path.name} in {path.parent.name}/")
+    return path
 
 
 def database_server_url() -> str:
